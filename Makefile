@@ -1,0 +1,42 @@
+# Two commands set up everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+CORE   := $(VENV)/.core-installed
+DEV    := $(VENV)/.dev-installed
+
+.PHONY: demo test lint bench clean
+
+$(PY):
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(CORE): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+$(DEV): pyproject.toml $(CORE)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+## demo: synthesise the Baikonur-like register and plan it into outputs/baikonur-2021/
+demo: $(CORE)
+	$(VENV)/bin/districting demo --out outputs/baikonur-2021
+	$(VENV)/bin/districting check outputs/baikonur-2021
+
+## test: the whole test suite
+test: $(DEV)
+	$(PY) -m pytest -q
+
+## lint: ruff and mypy
+lint: $(DEV)
+	$(VENV)/bin/ruff check districting tests benchmarks cli.py
+	$(VENV)/bin/mypy
+
+## bench: benchmarks (speed is measured here, never in unit tests)
+bench: $(DEV)
+	$(PY) benchmarks/demo.py
+
+clean:
+	rm -rf $(VENV) outputs/baikonur-2021 .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,200 @@
+"""The ``districting`` command line: parses options, sets up logging, wires the stages."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from districting import __version__
+from districting.errors import DistrictingError
+
+logger = logging.getLogger("districting")
+
+REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+DEMO_OUT = Path("outputs") / "baikonur-2021"
+
+
+class _Group(click.Group):
+    """A command group that turns deliberate errors into one message and exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DistrictingError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted; no output was written", err=True)
+            sys.exit(130)
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    for noisy in ("pyogrio", "fiona", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not verbose:
+        logging.getLogger("districting").setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="districting")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bars.")
+@click.pass_context
+def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
+    """Census districting and field planning from a Stage-1 address register."""
+    _setup_logging(verbose, quiet)
+    ctx.obj = {"quiet": quiet}
+
+
+@main.command()
+@click.argument("register", type=click.Path(path_type=Path))
+@click.option("--settlements", type=click.Path(path_type=Path),
+              help="Polygon file of settlements (settlement_id); default: the register's "
+                   "'settlements' layer if it has one.")
+def validate(register: Path, settlements: Path | None) -> None:
+    """Check a Stage-1 register and list every problem (exit 1 if any is an error)."""
+    from districting.register import read_register
+    from districting.validate import validate_register
+
+    raw = read_register(register, settlements=settlements)
+    problems = validate_register(raw)
+    for problem in problems:
+        click.echo(str(problem))
+    errors = sum(p.severity == "error" for p in problems)
+    warnings = len(problems) - errors
+    click.echo(f"{register}: {len(raw.buildings)} rows, {errors} error(s), {warnings} warning(s)")
+    if errors:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="GeoPackage to write.")
+@click.option("--seed", default=2021, show_default=True, help="Random seed.")
+@click.option("--scale", default=1.0, show_default=True,
+              help="Size relative to Baikonur (0.05 gives a tiny register for tests).")
+def synth(out: Path, seed: int, scale: float) -> None:
+    """Generate the synthetic Baikonur-like register (labelled synthetic)."""
+    from districting.synth import synthesize_baikonur, write_register
+
+    if not 0 < scale <= 50:
+        raise click.BadParameter("must be in (0, 50]", param_hint="--scale")
+    register = synthesize_baikonur(seed=seed, scale=scale)
+    write_register(register, out)
+    residents = int(register.buildings["residents"].sum())
+    click.echo(f"wrote {out}: {len(register.buildings)} buildings, {residents} residents "
+               f"(synthetic, seed {seed})")
+
+
+def _plan_and_write(
+    register: Path,
+    *,
+    config_path: Path | None,
+    out: Path,
+    seed: int | None,
+    settlements: Path | None,
+    lang: str,
+    quiet: bool,
+    extra_files: dict[str, Path] | None = None,
+) -> None:
+    from districting.config import load_config
+    from districting.outputs.bundle import write_plan
+    from districting.pipeline import plan_from_file
+
+    started = time.monotonic()
+    config = load_config(config_path)
+    result, problems = plan_from_file(register, config=config, seed=seed,
+                                      settlements=settlements, progress=not quiet)
+    warnings = [p for p in problems if p.severity == "warning"]
+    if warnings:
+        logger.warning("the register has %d warning(s); run 'districting validate' to list them",
+                       len(warnings))
+    title = f"{config.name}: census districts"
+    write_plan(result, out, title=title, lang=lang, extra_files=extra_files)
+    counts = result.summary["counts"]
+    spread = result.summary["workload"]
+    click.echo(
+        f"wrote {out}: {counts['counting_districts']} counting, "
+        f"{counts['instructor_districts']} instructor, "
+        f"{counts['registration_districts']} registration districts for "
+        f"{result.summary['residents']} residents in {counts['settlements']} settlement(s); "
+        f"CD workload {spread['min']:.0f}–{spread['max']:.0f} {spread['unit']} "
+        f"(bounds {spread['floor']:.0f}–{spread['ceiling']:.0f}), "
+        f"{result.summary['bound_exceptions']} bound exception(s); "
+        f"{time.monotonic() - started:.1f} s"
+    )
+
+
+@main.command()
+@click.argument("register", type=click.Path(path_type=Path))
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="YAML norms (default: built-in defaults, as in configs/default.yaml).")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="Output folder (replaced atomically).")
+@click.option("--seed", type=int, help="Random seed (default: the config's).")
+@click.option("--settlements", type=click.Path(path_type=Path),
+              help="Polygon file of settlements (default: the register's layer, if any).")
+@click.option("--lang", type=click.Choice(["ru", "en"]), default="ru", show_default=True,
+              help="Language of the field documents.")
+@click.pass_obj
+def plan(obj: dict[str, Any], register: Path, config_path: Path | None, out: Path,
+         seed: int | None, settlements: Path | None, lang: str) -> None:
+    """Plan counting, instructor and registration districts for a register."""
+    _plan_and_write(register, config_path=config_path, out=out, seed=seed,
+                    settlements=settlements, lang=lang, quiet=obj["quiet"])
+
+
+@main.command()
+@click.option("--out", "out", type=click.Path(path_type=Path), default=DEMO_OUT,
+              show_default=True, help="Output folder.")
+@click.option("--seed", default=2021, show_default=True, help="Seed of the synthetic register.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="Norms (default: configs/baikonur-2021.yaml).")
+@click.pass_obj
+def demo(obj: dict[str, Any], out: Path, seed: int, config_path: Path | None) -> None:
+    """Generate the synthetic Baikonur register and plan it into OUT."""
+    from districting.synth import synthesize_baikonur, write_register
+
+    config_path = config_path or REPO_CONFIGS / "baikonur-2021.yaml"
+    if not config_path.exists():
+        raise DistrictingError(f"demo config not found: {config_path} (pass --config)")
+    workdir = Path(tempfile.mkdtemp(prefix="districting-demo-"))
+    try:
+        register = workdir / "register.gpkg"
+        write_register(synthesize_baikonur(seed=seed), register)
+        _plan_and_write(register, config_path=config_path, out=out, seed=None,
+                        settlements=None, lang="ru", quiet=obj["quiet"],
+                        extra_files={"register.gpkg": register})
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@main.command()
+@click.argument("plan_dir", type=click.Path(path_type=Path))
+def check(plan_dir: Path) -> None:
+    """Re-verify a written plan from its files; list every violation (exit 1 if any)."""
+    from districting.check import check_plan
+
+    report = check_plan(plan_dir)
+    for violation in report.violations:
+        click.echo(f"{violation.kind}: {violation.layer} {violation.key}: {violation.message}")
+    stats = ", ".join(f"{value} {name}" for name, value in report.stats.items())
+    if report.ok:
+        click.echo(f"{plan_dir}: OK ({stats})")
+    else:
+        click.echo(f"{plan_dir}: {len(report.violations)} violation(s) ({stats})")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""Planning norms: read a YAML configuration into typed, validated settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from districting.errors import ConfigError
+
+CANDIDATE_FUNCTIONS = ("public_service_centre", "akimat", "school", "post_office")
+
+
+@dataclass(frozen=True)
+class WorkloadNorms:
+    """How a unit's door-to-door workload, in interviewer minutes, is estimated.
+
+    ``basis="workload"`` counts interview minutes for the households expected to
+    need a visit (``households × (1 − online_share)``), a callback allowance and a
+    fixed per-building overhead. ``basis="residents"`` is the population-only norm.
+    """
+
+    basis: str = "workload"
+    interview_minutes: float = 22.0
+    online_share: float = 0.3
+    callback_share: float = 0.15
+    minutes_per_building: float = 5.0
+    household_size: float = 2.7
+
+
+@dataclass(frozen=True)
+class CountingNorms:
+    """The target and hard bounds for one counting district (one interviewer)."""
+
+    working_days: int = 30
+    hours_per_day: float = 4.0
+    target_utilization: float = 1.0
+    tolerance: float = 0.10
+    target_residents: float = 450.0
+
+    @property
+    def capacity_minutes(self) -> float:
+        """Minutes one interviewer can work over the door-to-door period."""
+        return self.working_days * self.hours_per_day * 60.0
+
+
+@dataclass(frozen=True)
+class InstructorNorms:
+    """Span of control of one instructor-controller, in counting districts."""
+
+    span_min: int = 5
+    span_max: int = 8
+    span_target: float = 6.5
+
+
+@dataclass(frozen=True)
+class RegistrationNorms:
+    """How stationary registration points are chosen."""
+
+    residents_per_point: float = 15000.0
+    points: int | None = None
+    functions: tuple[str, ...] = CANDIDATE_FUNCTIONS
+
+
+@dataclass(frozen=True)
+class GraphNorms:
+    """How the unit adjacency graph is built."""
+
+    settlement_margin_m: float = 150.0
+    crossing_radius_m: float = 120.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """All planning settings; every field has a documented default."""
+
+    name: str = "default"
+    seed: int = 2021
+    period: str = "2021-10-01/2021-10-30"
+    workload: WorkloadNorms = field(default_factory=WorkloadNorms)
+    counting: CountingNorms = field(default_factory=CountingNorms)
+    instructor: InstructorNorms = field(default_factory=InstructorNorms)
+    registration: RegistrationNorms = field(default_factory=RegistrationNorms)
+    graph: GraphNorms = field(default_factory=GraphNorms)
+    time_limit: float = 60.0
+
+
+_SECTIONS: dict[str, type] = {
+    "workload": WorkloadNorms,
+    "counting": CountingNorms,
+    "instructor": InstructorNorms,
+    "registration": RegistrationNorms,
+    "graph": GraphNorms,
+}
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    """Convert a YAML value to the type of its default, or explain why not."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if isinstance(default, int) and not isinstance(default, bool):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected text, got {value!r}")
+        return value
+    if isinstance(default, tuple):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: expected a list of names, got {value!r}")
+        return tuple(value)
+    if default is None:  # optional whole number
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected a whole number or null, got {value!r}")
+        return value
+    return value
+
+
+def _section(cls: type, raw: Any, name: str, source: str) -> Any:
+    if raw is None:
+        return cls()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: section '{name}' must be a mapping")
+    defaults = cls()
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key(s) {', '.join(unknown)} in section '{name}' "
+            f"(known: {', '.join(sorted(known))})"
+        )
+    values = {
+        key: _coerce(value, getattr(defaults, key), f"{source}: {name}.{key}")
+        for key, value in raw.items()
+    }
+    return cls(**values)
+
+
+def config_from_dict(raw: dict[str, Any], *, source: str = "config") -> Config:
+    """Build a :class:`Config` from a parsed mapping, checking every key and value."""
+    known_top = {"name", "seed", "period", "time_limit", *_SECTIONS}
+    unknown = sorted(set(raw) - known_top)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known_top))})"
+        )
+    base = Config()
+    kwargs: dict[str, Any] = {
+        name: _section(cls, raw.get(name), name, source) for name, cls in _SECTIONS.items()
+    }
+    for key in ("name", "seed", "period", "time_limit"):
+        if key in raw:
+            kwargs[key] = _coerce(raw[key], getattr(base, key), f"{source}: {key}")
+    config = Config(**kwargs)
+    _check_ranges(config, source)
+    return config
+
+
+def _check_ranges(config: Config, source: str) -> None:
+    problems = []
+    w, c, i = config.workload, config.counting, config.instructor
+    if w.basis not in ("workload", "residents"):
+        problems.append(f"workload.basis must be 'workload' or 'residents', got {w.basis!r}")
+    if not 0.0 <= w.online_share < 1.0:
+        problems.append(f"workload.online_share must be in [0, 1), got {w.online_share}")
+    if w.interview_minutes <= 0 or w.household_size <= 0:
+        problems.append("workload.interview_minutes and household_size must be positive")
+    if w.callback_share < 0 or w.minutes_per_building < 0:
+        problems.append("workload.callback_share and minutes_per_building must be ≥ 0")
+    if c.working_days <= 0 or c.hours_per_day <= 0 or c.target_utilization <= 0:
+        problems.append("counting.working_days, hours_per_day, target_utilization must be > 0")
+    if not 0.0 < c.tolerance < 1.0:
+        problems.append(f"counting.tolerance must be in (0, 1), got {c.tolerance}")
+    if c.target_residents <= 0:
+        problems.append("counting.target_residents must be > 0")
+    if not 1 <= i.span_min <= i.span_max:
+        problems.append(f"instructor.span_min..span_max must satisfy 1 ≤ min ≤ max, got "
+                        f"{i.span_min}..{i.span_max}")
+    if config.registration.residents_per_point <= 0:
+        problems.append("registration.residents_per_point must be > 0")
+    if config.time_limit <= 0:
+        problems.append("time_limit must be > 0 seconds")
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems))
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read a YAML configuration file; ``None`` gives the defaults."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of settings")
+    return config_from_dict(raw, source=str(path))

@@ -1,0 +1,51 @@
+"""The in-memory form of a finished plan: one GeoDataFrame per layer of ``plan.gpkg``.
+
+Every layer is in the plan's local metric CRS (a UTM zone); writers reproject
+where a format needs longitude/latitude.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import geopandas as gpd
+
+#: Field order of each layer in ``plan.gpkg`` (the output contract; geometry comes last).
+LAYER_FIELDS: dict[str, list[str]] = {
+    "units": [
+        "unit_id", "building_id", "settlement_id", "address", "dwellings", "residents",
+        "households", "workload", "cd_code", "id_code", "rd_code",
+    ],
+    "counting_districts": [
+        "cd_code", "id_code", "rd_code", "settlement_id", "n_units", "dwellings", "residents",
+        "workload", "workload_floor", "workload_ceiling", "utilization", "bound_exception",
+    ],
+    "instructor_districts": [
+        "id_code", "settlement_id", "n_cd", "residents", "workload", "span_exception",
+    ],
+    "registration_districts": [
+        "rd_code", "settlement_id", "point_name", "point_building_id", "n_cd", "residents",
+    ],
+    "registration_points": ["rd_code", "point_name", "building_id", "function"],
+    "unit_adjacency": ["u", "v", "length_m", "kind"],
+    "settlements": [
+        "settlement_id", "settlement_name", "n_units", "residents", "workload",
+    ],
+}
+
+
+@dataclass
+class PlanLayers:
+    """All layers of a plan, each a GeoDataFrame in the plan's metric CRS."""
+
+    units: gpd.GeoDataFrame
+    counting_districts: gpd.GeoDataFrame
+    instructor_districts: gpd.GeoDataFrame
+    registration_districts: gpd.GeoDataFrame
+    registration_points: gpd.GeoDataFrame
+    unit_adjacency: gpd.GeoDataFrame
+    settlements: gpd.GeoDataFrame
+
+    def as_dict(self) -> dict[str, gpd.GeoDataFrame]:
+        """Layers by name, in the order they are written."""
+        return {name: getattr(self, name) for name in LAYER_FIELDS}

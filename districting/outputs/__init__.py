@@ -1,0 +1,1 @@
+"""Writers that turn a finished plan into files for people: maps and assignment sheets."""

@@ -1,0 +1,46 @@
+"""Write every output of a plan into one folder: the output contract."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from districting.outputs.maps import write_map
+from districting.outputs.sheets import write_cd_sheets, write_instructor_sheets
+from districting.outputs.writer import atomic_directory, write_geopackage, write_json
+from districting.pipeline import PlanResult
+from districting.staffing import staffing_table
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_FILES = ("plan.gpkg", "summary.json", "map.html", "staffing.csv", "sheets/")
+
+
+def write_plan(
+    result: PlanResult,
+    out_dir: str | Path,
+    *,
+    title: str,
+    lang: str = "ru",
+    extra_files: dict[str, Path] | None = None,
+) -> Path:
+    """Write ``plan.gpkg``, ``summary.json``, ``map.html``, ``staffing.csv`` and ``sheets/``.
+
+    Everything is built in a temporary folder that replaces ``out_dir`` only once
+    all files are complete.
+    """
+    out_dir = Path(out_dir)
+    with atomic_directory(out_dir) as staging:
+        write_geopackage(result.layers, staging / "plan.gpkg")
+        staffing_table(result.layers).to_csv(staging / "staffing.csv", index=False,
+                                             encoding="utf-8")
+        sheets = staging / "sheets"
+        sheets.mkdir()
+        write_cd_sheets(result.layers, sheets, lang=lang)
+        write_instructor_sheets(result.layers, sheets, lang=lang)
+        write_map(result.layers, staging / "map.html", title=title)
+        for name, source in (extra_files or {}).items():
+            shutil.copyfile(source, staging / name)
+        write_json(result.summary, staging / "summary.json")
+    return out_dir

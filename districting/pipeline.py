@@ -1,0 +1,292 @@
+"""Run the stages in order: load → validate → unit graph → partition → hierarchy → layers."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from tqdm import tqdm
+
+from districting import __version__
+from districting.config import Config
+from districting.errors import PlanCheckError, Problem
+from districting.graph import SettlementGraph, barrier_geometries, build_settlement_graph
+from districting.hierarchy import SettlementPlan, plan_settlement
+from districting.layers import LAYER_FIELDS, PlanLayers
+from districting.register import RawRegister, read_register
+from districting.territory import dissolve
+from districting.units import settlement_polygons, units_from_register
+from districting.validate import raise_for_errors, validate_register
+from districting.workload import district_target
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PlanResult:
+    """A finished plan: its layers, the summary record and the warnings raised."""
+
+    layers: PlanLayers
+    summary: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _optional_layer(raw: RawRegister, name: str) -> gpd.GeoDataFrame | None:
+    if raw.source.suffix.lower() != ".gpkg":
+        return None
+    import pyogrio
+
+    layers = [str(n) for n in pyogrio.list_layers(raw.source)[:, 0]]
+    if name not in layers:
+        return None
+    return gpd.read_file(raw.source, layer=name, engine="pyogrio")
+
+
+def plan_from_file(
+    path: str | Path,
+    *,
+    config: Config,
+    seed: int | None = None,
+    settlements: str | Path | None = None,
+    progress: bool = True,
+) -> tuple[PlanResult, list[Problem]]:
+    """Read, validate and plan a register file; raise on any validation error."""
+    raw = read_register(path, settlements=settlements)
+    problems = validate_register(raw)
+    raise_for_errors(problems)
+    result = plan_register(raw, config=config, seed=config.seed if seed is None else seed,
+                           progress=progress)
+    return result, problems
+
+
+def plan_register(
+    raw: RawRegister, *, config: Config, seed: int, progress: bool = True
+) -> PlanResult:
+    """Plan a validated register: every stage after validation, ending in checked layers."""
+    started = time.monotonic()
+    units = units_from_register(raw, config=config)
+    polygons = settlement_polygons(units, raw.settlements,
+                                   margin_m=config.graph.settlement_margin_m)
+    barriers, crossings = barrier_geometries(
+        _optional_layer(raw, "barriers"), _optional_layer(raw, "crossings"), units.crs
+    )
+    warnings: list[str] = []
+    graphs: list[SettlementGraph] = []
+    plans: list[SettlementPlan] = []
+    codes = list(polygons["settlement_id"])
+    bar = tqdm(codes, desc="settlements", unit="settlement", disable=not progress, leave=False)
+    for code in bar:
+        bar.set_postfix_str(code)
+        positions = np.flatnonzero(units["settlement_id"].to_numpy() == code)
+        graph = build_settlement_graph(
+            code, positions, units.geometry.to_numpy()[positions],
+            units["residents"].to_numpy()[positions],
+            polygons.geometry[polygons["settlement_id"] == code].iloc[0],
+            barriers=barriers, crossings=crossings,
+            crossing_radius_m=config.graph.crossing_radius_m,
+        )
+        for note in graph.components:
+            warnings.append(f"settlement {code}: a part of {note.size} unit(s) and "
+                            f"{note.residents} residents was cut off by a barrier; {note.action}")
+        plan = plan_settlement(graph, units, config=config, seed=seed)
+        warnings.extend(plan.notes)
+        graphs.append(graph)
+        plans.append(plan)
+    layers = assemble_layers(units, polygons, graphs, plans, config=config)
+    for cd, reason in zip(layers.counting_districts["cd_code"],
+                          layers.counting_districts["bound_exception"], strict=True):
+        if reason:
+            warnings.append(f"CD {cd}: {reason}")
+    for code, reason in zip(layers.instructor_districts["id_code"],
+                            layers.instructor_districts["span_exception"], strict=True):
+        if reason:
+            warnings.append(f"ID {code}: {reason}")
+    from districting.check import check_layers
+
+    report = check_layers(layers.as_dict())
+    if not report.ok:
+        raise PlanCheckError(f"{v.kind}: {v.message}" for v in report.violations)
+    summary = build_summary(raw, layers, graphs, config=config, seed=seed, warnings=warnings,
+                            seconds=time.monotonic() - started)
+    for line in warnings:
+        logger.warning(line)
+    return PlanResult(layers=layers, summary=summary, warnings=warnings)
+
+
+def assemble_layers(
+    units: gpd.GeoDataFrame,
+    polygons: gpd.GeoDataFrame,
+    graphs: list[SettlementGraph],
+    plans: list[SettlementPlan],
+    *,
+    config: Config,
+) -> PlanLayers:
+    """Turn per-settlement plans into the seven output layers."""
+    crs = units.crs
+    n = len(units)
+    cd_code = np.empty(n, dtype=object)
+    id_code = np.empty(n, dtype=object)
+    rd_code = np.empty(n, dtype=object)
+    cd_rows, id_rows, rd_rows, point_rows, edge_rows = [], [], [], [], []
+    cd_geoms, id_geoms, rd_geoms, point_geoms, edge_geoms = [], [], [], [], []
+    target = district_target(workload=config.workload, counting=config.counting)
+    capacity = (config.counting.capacity_minutes if config.workload.basis == "workload"
+                else config.counting.target_residents)
+    unit_ids = units["unit_id"].to_numpy()
+    points = units.geometry.to_numpy()
+    for graph, plan in zip(graphs, plans, strict=True):
+        pos = graph.positions
+        local = units.iloc[pos]
+        k = len(plan.id_of_cd)
+        n_id = len(plan.id_exception)
+        n_rd = len(plan.rd_point_name)
+        cds = [plan.cd_code(c) for c in range(k)]
+        ids = [plan.id_code(i) for i in range(n_id)]
+        rds = [plan.rd_code(r) for r in range(n_rd)]
+        cd_code[pos] = [cds[c] for c in plan.cd_of_node]
+        id_code[pos] = [ids[plan.id_of_cd[c]] for c in plan.cd_of_node]
+        rd_code[pos] = [rds[plan.rd_of_cd[c]] for c in plan.cd_of_node]
+        cd_territory = dissolve(graph.tiles, plan.cd_of_node, k)
+        sums = local.groupby(plan.cd_of_node)[["dwellings", "residents", "workload"]].sum()
+        counts = np.bincount(plan.cd_of_node, minlength=k)
+        for c in range(k):
+            cd_rows.append({
+                "cd_code": cds[c], "id_code": ids[plan.id_of_cd[c]],
+                "rd_code": rds[plan.rd_of_cd[c]], "settlement_id": graph.settlement_id,
+                "n_units": int(counts[c]), "dwellings": int(sums["dwellings"].iloc[c]),
+                "residents": int(sums["residents"].iloc[c]),
+                "workload": round(float(sums["workload"].iloc[c]), 3),
+                "workload_floor": round(plan.floor, 3), "workload_ceiling": round(plan.ceiling, 3),
+                "utilization": round(float(sums["workload"].iloc[c]) / capacity, 4),
+                "bound_exception": plan.cd_exception[c],
+            })
+            cd_geoms.append(cd_territory[c])
+        id_territory = dissolve(cd_territory, plan.id_of_cd, n_id)
+        rd_territory = dissolve(cd_territory, plan.rd_of_cd, n_rd)
+        for i in range(n_id):
+            members = plan.id_of_cd == i
+            id_rows.append({
+                "id_code": ids[i], "settlement_id": graph.settlement_id,
+                "n_cd": int(members.sum()),
+                "residents": int(sums["residents"].to_numpy()[members].sum()),
+                "workload": round(float(sums["workload"].to_numpy()[members].sum()), 3),
+                "span_exception": plan.id_exception[i],
+            })
+            id_geoms.append(id_territory[i])
+        for r in range(n_rd):
+            members = plan.rd_of_cd == r
+            point = plan.rd_point_position[r]
+            rd_rows.append({
+                "rd_code": rds[r], "settlement_id": graph.settlement_id,
+                "point_name": plan.rd_point_name[r],
+                "point_building_id": str(units["building_id"].iloc[point]),
+                "n_cd": int(members.sum()),
+                "residents": int(sums["residents"].to_numpy()[members].sum()),
+            })
+            rd_geoms.append(rd_territory[r])
+            point_rows.append({
+                "rd_code": rds[r], "point_name": plan.rd_point_name[r],
+                "building_id": str(units["building_id"].iloc[point]),
+                "function": str(units["function"].iloc[point]),
+            })
+            point_geoms.append(points[point])
+        for (u, v), length, kind in zip(graph.edges, graph.lengths, graph.edge_kind,
+                                        strict=True):
+            edge_rows.append({"u": unit_ids[pos[u]], "v": unit_ids[pos[v]],
+                              "length_m": float(length), "kind": str(kind)})
+            edge_geoms.append(shapely.LineString([points[pos[u]], points[pos[v]]]))
+    unit_frame = units.assign(cd_code=cd_code, id_code=id_code, rd_code=rd_code)
+    settlement_sums = units.groupby("settlement_id")[["residents", "workload"]].sum()
+    settlement_frame = polygons.assign(
+        n_units=polygons["settlement_id"].map(units.groupby("settlement_id").size()).astype(int),
+        residents=polygons["settlement_id"].map(settlement_sums["residents"]).astype(int),
+        workload=polygons["settlement_id"].map(settlement_sums["workload"]).round(3),
+    )
+    _ = target
+
+    def frame(rows: list[dict[str, Any]], geoms: list[Any], name: str) -> gpd.GeoDataFrame:
+        data = pd.DataFrame(rows, columns=LAYER_FIELDS[name])
+        return gpd.GeoDataFrame(data, geometry=list(geoms), crs=crs)
+
+    return PlanLayers(
+        units=gpd.GeoDataFrame(unit_frame[LAYER_FIELDS["units"]], geometry=unit_frame.geometry,
+                               crs=crs),
+        counting_districts=frame(cd_rows, cd_geoms, "counting_districts"),
+        instructor_districts=frame(id_rows, id_geoms, "instructor_districts"),
+        registration_districts=frame(rd_rows, rd_geoms, "registration_districts"),
+        registration_points=frame(point_rows, point_geoms, "registration_points"),
+        unit_adjacency=frame(edge_rows, edge_geoms, "unit_adjacency"),
+        settlements=gpd.GeoDataFrame(settlement_frame[LAYER_FIELDS["settlements"]],
+                                     geometry=settlement_frame.geometry, crs=crs),
+    )
+
+
+def build_summary(
+    raw: RawRegister,
+    layers: PlanLayers,
+    graphs: list[SettlementGraph],
+    *,
+    config: Config,
+    seed: int,
+    warnings: list[str],
+    seconds: float,
+) -> dict[str, Any]:
+    """The plan's record: counts, workload spread, bounds, provenance and warnings."""
+    cds = layers.counting_districts
+    target = district_target(workload=config.workload, counting=config.counting)
+    workload = cds["workload"].to_numpy(dtype=float)
+    settlements = []
+    for graph in graphs:
+        code = graph.settlement_id
+        mine = cds[cds["settlement_id"] == code]
+        settlements.append({
+            "settlement_id": code,
+            "settlement_name": str(layers.settlements.loc[
+                layers.settlements["settlement_id"] == code, "settlement_name"].iloc[0]),
+            "units": int(graph.n),
+            "residents": int(mine["residents"].sum()),
+            "counting_districts": len(mine),
+            "instructor_districts": int(mine["id_code"].nunique()),
+            "registration_districts": int(mine["rd_code"].nunique()),
+            "graph_edges": len(graph.edges),
+            "edges_cut_by_barriers": graph.cut_by_barrier,
+            "parts_bridged": [asdict(note) for note in graph.components],
+        })
+    return {
+        "software": {"name": "districting", "version": __version__},
+        "input": {"file": raw.source.name, "sha256": raw.sha256},
+        "seed": seed,
+        "crs": layers.units.crs.to_string(),
+        "counts": {
+            "settlements": len(layers.settlements),
+            "units": len(layers.units),
+            "counting_districts": len(cds),
+            "instructor_districts": len(layers.instructor_districts),
+            "registration_districts": len(layers.registration_districts),
+        },
+        "residents": int(layers.units["residents"].sum()),
+        "dwellings": int(layers.units["dwellings"].sum()),
+        "workload": {
+            "basis": config.workload.basis,
+            "unit": "minutes" if config.workload.basis == "workload" else "residents",
+            "target": round(target, 3),
+            "floor": round(target * (1 - config.counting.tolerance), 3),
+            "ceiling": round(target * (1 + config.counting.tolerance), 3),
+            "min": round(float(workload.min()), 3),
+            "mean": round(float(workload.mean()), 3),
+            "max": round(float(workload.max()), 3),
+            "max_over_min": round(float(workload.max() / max(workload.min(), 1e-9)), 4),
+        },
+        "bound_exceptions": int((cds["bound_exception"] != "").sum()),
+        "settlements": settlements,
+        "config": asdict(config),
+        "warnings": warnings,
+        "runtime_seconds": round(seconds, 2),
+    }

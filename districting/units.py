@@ -1,0 +1,117 @@
+"""Turn a validated register into planning units in a metric CRS, with settlement polygons."""
+
+from __future__ import annotations
+
+import logging
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from districting.config import Config
+from districting.register import RawRegister, metric_crs
+from districting.workload import expected_households, unit_workload
+
+logger = logging.getLogger(__name__)
+
+UNIT_COLUMNS = [
+    "unit_id", "building_id", "settlement_id", "settlement_name", "address", "kind",
+    "function", "dwellings", "residents", "households", "floors", "entrances", "workload",
+]
+
+
+def _text(series: pd.Series) -> pd.Series:
+    return series.fillna("").astype(str).str.strip()
+
+
+def units_from_register(raw: RawRegister, *, config: Config) -> gpd.GeoDataFrame:
+    """One planning unit per building, located at a point inside the building.
+
+    The register must already be valid (see :mod:`districting.validate`). Counts become
+    integers, text is stripped, geometry is projected to the data's UTM zone.
+    """
+    frame = raw.buildings
+    crs = metric_crs(frame)
+    projected = frame.to_crs(crs)
+    units = pd.DataFrame({
+        "unit_id": _text(frame["building_id"]),
+        "building_id": _text(frame["building_id"]),
+        "settlement_id": _text(frame["settlement_id"]),
+        "settlement_name": _text(frame["settlement_name"]),
+        "address": _text(frame["address"]),
+        "kind": _text(frame["kind"]),
+        "function": _text(frame["function"]) if "function" in frame.columns else "",
+    })
+    for column in ("dwellings", "residents"):
+        units[column] = pd.to_numeric(frame[column]).astype(np.int64).to_numpy()
+    for column in ("households", "floors", "entrances"):
+        if column in frame.columns:
+            units[column] = pd.to_numeric(frame[column], errors="coerce").to_numpy()
+        else:
+            units[column] = np.nan
+    units["households"] = expected_households(
+        units, household_size=config.workload.household_size
+    )
+    for column in ("floors", "entrances"):
+        units[column] = units[column].fillna(0).astype(np.int64)
+    units["workload"] = unit_workload(units, norms=config.workload)
+    points = shapely.point_on_surface(projected.geometry.to_numpy())
+    result = gpd.GeoDataFrame(units[UNIT_COLUMNS], geometry=points, crs=crs)
+    return result.reset_index(drop=True)
+
+
+def settlement_polygons(
+    units: gpd.GeoDataFrame,
+    given: gpd.GeoDataFrame | None,
+    *,
+    margin_m: float,
+) -> gpd.GeoDataFrame:
+    """A polygon per settlement: the given one, or the convex hull of its units plus a margin.
+
+    Derived polygons are trimmed so that settlements never overlap.
+    """
+    names = units.groupby("settlement_id", sort=True)["settlement_name"].first()
+    polygons: dict[str, shapely.Geometry] = {}
+    if given is not None:
+        projected = given.to_crs(units.crs)
+        for code, geom in zip(projected["settlement_id"].astype(str), projected.geometry,
+                              strict=True):
+            polygons[code] = shapely.make_valid(geom)
+    taken = shapely.union_all(list(polygons.values())) if polygons else None
+    for code in names.index:
+        if code in polygons:
+            continue
+        points = units.geometry[units["settlement_id"] == code].to_numpy()
+        hull = shapely.convex_hull(shapely.multipoints(points)).buffer(margin_m, quad_segs=4)
+        if taken is not None and not taken.is_empty:
+            hull = hull.difference(taken)
+        polygons[code] = hull
+        taken = hull if taken is None else taken.union(hull)
+        logger.info("settlement %s: no polygon given, using the hull of its units + %.0f m",
+                    code, margin_m)
+    codes = list(names.index)
+    return gpd.GeoDataFrame(
+        {"settlement_id": codes, "settlement_name": [names[c] for c in codes]},
+        geometry=[polygons[c] for c in codes],
+        crs=units.crs,
+    )
+
+
+def spread_duplicate_points(points: np.ndarray) -> np.ndarray:
+    """Move coincident points apart by a few centimetres so each unit gets its own tile."""
+    coords = shapely.get_coordinates(points)
+    keys = np.round(coords, 2)
+    _, _first, counts = np.unique(keys, axis=0, return_index=True, return_counts=True)
+    if (counts == 1).all():
+        return points
+    coords = coords.copy()
+    seen: dict[tuple[float, float], int] = {}
+    for i, key in enumerate(map(tuple, keys)):
+        j = seen.get(key, 0)
+        if j:
+            angle = 2.3999632 * j  # golden angle: a small deterministic spiral
+            radius = 0.05 * np.sqrt(j)
+            coords[i] += (radius * np.cos(angle), radius * np.sin(angle))
+        seen[key] = j + 1
+    return shapely.points(coords)
