@@ -206,8 +206,11 @@ def load_config(path: str | Path | None) -> Config:
         raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
     try:
         raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except yaml.YAMLError as exc:  # one line: the position and the parser's reason
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        raise ConfigError(f"{path}: not valid YAML{where}: {reason}") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

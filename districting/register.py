@@ -27,6 +27,11 @@ SUFFIXES = (".gpkg", ".geojson", ".json", ".shp", ".parquet", ".geoparquet", ".c
 _LON_NAMES = ("lon", "longitude", "lng", "x")
 _LAT_NAMES = ("lat", "latitude", "y")
 _WKT_NAMES = ("wkt", "geometry", "geom")
+# dBASE field names hold at most 10 characters; GDAL truncates the longer required names
+# so (written in the documented column order), and reading a Shapefile restores them.
+_SHAPEFILE_NAMES = {
+    "building_i": "building_id", "settlement": "settlement_id", "settleme_1": "settlement_name",
+}
 
 
 @dataclass
@@ -119,6 +124,14 @@ def _read_vector(path: Path, *, layer: str | None) -> gpd.GeoDataFrame:
         frame = gpd.read_file(path, layer=layer, engine="pyogrio")
     except Exception as exc:  # GDAL errors come in many types; report them as one
         raise InputFileError(f"{path}: cannot read vector data ({exc})") from None
+    if not isinstance(frame, gpd.GeoDataFrame):
+        raise InputFileError(f"{path}: {f'layer {layer!r}' if layer else 'the file'} "
+                             "has no geometry column")
+    if path.suffix.lower() == ".shp":
+        frame = frame.rename(columns={
+            short: name for short, name in _SHAPEFILE_NAMES.items()
+            if short in frame.columns and name not in frame.columns
+        })
     return frame
 
 

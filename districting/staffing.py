@@ -34,6 +34,10 @@ def staffing_table(layers: PlanLayers) -> pd.DataFrame:
     total = table.drop(columns=["settlement_id", "settlement_name"]).sum()
     total_row = {"settlement_id": "TOTAL", "settlement_name": "", **total.to_dict()}
     table = pd.concat([table, pd.DataFrame([total_row])], ignore_index=True)
+    counts = ["residents", "dwellings", "interviewers", "instructor_controllers",
+              "registration_points", "cd_bound_exceptions"]
+    table[counts] = table[counts].astype("int64")
+    table["workload"] = table["workload"].astype(float).round(1)
     table["interviewers_per_instructor"] = (
         table["interviewers"] / table["instructor_controllers"]
     ).round(2)

@@ -1,0 +1,79 @@
+"""The unit graph: tiles cover the settlement, edges join touching tiles, barriers cut."""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+from scipy.sparse.csgraph import connected_components
+
+from districting.graph import build_settlement_graph, voronoi_tiles
+
+
+def grid_points(nx: int, ny: int, spacing: float = 50.0) -> np.ndarray:
+    xs, ys = np.meshgrid(np.arange(nx) * spacing, np.arange(ny) * spacing)
+    return shapely.points(np.c_[xs.ravel(), ys.ravel()])
+
+
+def build(points: np.ndarray, polygon: shapely.Geometry, **kwargs: object):
+    options = {"barriers": np.empty(0, dtype=object), "crossings": np.empty(0, dtype=object),
+               "crossing_radius_m": 60.0}
+    options.update(kwargs)
+    return build_settlement_graph("1", np.arange(len(points)), points,
+                                  np.ones(len(points), dtype=int), polygon, **options)
+
+
+def test_tiles_cover_the_polygon_without_overlap_and_hold_their_unit() -> None:
+    points = grid_points(6, 5)
+    polygon = shapely.box(-100, -100, 350, 300)
+    tiles = voronoi_tiles(points, polygon)
+    assert len(tiles) == len(points)
+    assert np.isclose(shapely.area(tiles).sum(), polygon.area)
+    assert np.isclose(shapely.union_all(tiles).area, polygon.area)
+    assert shapely.covers(tiles, points).all()
+
+
+def test_non_convex_settlement_still_gives_one_piece_per_tile() -> None:
+    points = grid_points(8, 8, spacing=40.0)
+    polygon = shapely.box(-50, -50, 330, 330).difference(shapely.box(100, 150, 400, 170))
+    inside = shapely.covers(polygon, points)
+    tiles = voronoi_tiles(points[inside], polygon)
+    assert (shapely.get_num_geometries(tiles) == 1).all()
+    assert np.isclose(shapely.area(tiles).sum(), polygon.area)
+
+
+def test_edges_join_only_tiles_that_share_a_border() -> None:
+    graph = build(grid_points(5, 4), shapely.box(-100, -100, 300, 250))
+    borders = shapely.intersection(shapely.boundary(graph.tiles[graph.edges[:, 0]]),
+                                   shapely.boundary(graph.tiles[graph.edges[:, 1]]))
+    assert (shapely.length(borders) > 0).all()
+    assert connected_components(graph.adjacency(), directed=False)[0] == 1
+    assert (graph.edge_kind == "adjacent").all()
+
+
+def test_a_river_cuts_edges_and_the_far_bank_is_bridged_and_reported() -> None:
+    points = grid_points(6, 6)
+    river = shapely.LineString([(-100, 120), (400, 130)])
+    graph = build(points, shapely.box(-100, -100, 350, 350),
+                  barriers=np.array([river], dtype=object))
+    assert graph.cut_by_barrier > 0
+    assert (graph.edge_kind == "bridged").sum() == 1
+    assert len(graph.components) == 1 and graph.components[0].size == 18
+    assert connected_components(graph.adjacency(), directed=False)[0] == 1
+
+
+def test_a_crossing_keeps_the_edges_near_it() -> None:
+    points = grid_points(6, 6)
+    river = shapely.LineString([(-100, 125), (400, 125)])
+    bridge = shapely.Point(125, 125)
+    graph = build(points, shapely.box(-100, -100, 350, 350),
+                  barriers=np.array([river], dtype=object),
+                  crossings=np.array([bridge], dtype=object))
+    assert graph.cut_by_barrier > 0
+    assert not graph.components and (graph.edge_kind == "adjacent").all()
+    assert connected_components(graph.adjacency(), directed=False)[0] == 1
+
+
+def test_coincident_units_get_their_own_tiles() -> None:
+    points = shapely.points([(0, 0), (0, 0), (100, 0), (0, 100)])
+    graph = build(points, shapely.box(-50, -50, 150, 150))
+    assert len(graph.tiles) == 4 and (shapely.area(graph.tiles) > 0).all()

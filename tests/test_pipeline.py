@@ -1,0 +1,131 @@
+"""End to end: the CLI plans a register, writes the output contract, and the plan checks out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from districting.check import check_plan
+from districting.cli import main
+
+SMALL_CONFIG = """
+name: test
+seed: 7
+counting: {hours_per_day: 1.0, tolerance: 0.3}
+registration: {residents_per_point: 3000}
+"""
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "norms.yaml"
+    path.write_text(SMALL_CONFIG, encoding="utf-8")
+    return path
+
+
+def run(*args: str) -> str:
+    result = CliRunner().invoke(main, ["-q", *args])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    return result.output
+
+
+def layer(plan: Path, name: str) -> gpd.GeoDataFrame:
+    return gpd.read_file(plan / "plan.gpkg", layer=name, engine="pyogrio")
+
+
+def test_plan_writes_the_output_contract_and_it_checks_out(
+    register_file: Path, config_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "plan"
+    run("plan", str(register_file), "--config", str(config_file), "--out", str(out))
+    for name in ("plan.gpkg", "summary.json", "map.html", "staffing.csv"):
+        assert (out / name).is_file(), name
+    units = layer(out, "units")
+    cds = layer(out, "counting_districts")
+    ids = layer(out, "instructor_districts")
+    # every unit exactly once, in a CD that exists
+    assert units["unit_id"].is_unique and len(units) == 348
+    assert set(units["cd_code"]) == set(cds["cd_code"])
+    # nesting: CD code inside its ID code inside its settlement
+    assert all(cd.startswith(idc + "-") for cd, idc in zip(cds["cd_code"], cds["id_code"],
+                                                           strict=True))
+    assert all(idc.startswith(s + "-") for idc, s in zip(ids["id_code"], ids["settlement_id"],
+                                                         strict=True))
+    # bounds hold, or the CD says why not
+    inside = cds["workload"].between(cds["workload_floor"], cds["workload_ceiling"])
+    assert (inside | (cds["bound_exception"].fillna("") != "")).all()
+    # one sheet per CD and the sheets list every unit once
+    sheets = sorted((out / "sheets").glob("*.csv"))
+    assert len(sheets) == len(cds)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["counts"]["counting_districts"] == len(cds)
+    assert summary["counts"]["units"] == len(units)
+    assert summary["residents"] == int(units["residents"].sum())
+    staffing = pd.read_csv(out / "staffing.csv")
+    total = staffing[staffing["settlement_id"] == "TOTAL"].iloc[0]
+    assert total["interviewers"] == len(cds) and total["instructor_controllers"] == len(ids)
+    report = check_plan(out)
+    assert report.ok, [str(v) for v in report.violations]
+    assert "OK" in run("check", str(out))
+
+
+def test_same_input_and_seed_give_byte_identical_plans(
+    register_file: Path, config_file: Path, tmp_path: Path
+) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    for out in (first, second):
+        run("plan", str(register_file), "--config", str(config_file), "--out", str(out))
+    assert (first / "plan.gpkg").read_bytes() == (second / "plan.gpkg").read_bytes()
+    for name in ("units", "counting_districts", "instructor_districts"):
+        pd.testing.assert_frame_equal(layer(first, name), layer(second, name))
+    assert (first / "map.html").read_bytes() == (second / "map.html").read_bytes()
+
+
+def test_a_failed_write_leaves_the_previous_plan_untouched(
+    register_file: Path, config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "plan"
+    out.mkdir()
+    (out / "marker.txt").write_text("previous plan", encoding="utf-8")
+
+    def broken_map(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("districting.outputs.bundle.write_map", broken_map)
+    result = CliRunner().invoke(main, ["-q", "plan", str(register_file), "--config",
+                                       str(config_file), "--out", str(out)])
+    assert result.exit_code != 0
+    assert (out / "marker.txt").read_text(encoding="utf-8") == "previous plan"
+    assert not (out / "plan.gpkg").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".plan")] == []
+
+
+def test_synthetic_register_is_reproducible_and_plans_cleanly(tmp_path: Path) -> None:
+    first, second = tmp_path / "one.gpkg", tmp_path / "two.gpkg"
+    for path in (first, second):
+        run("synth", "--out", str(path), "--seed", "5", "--scale", "0.05")
+    assert first.read_bytes() == second.read_bytes()
+    out = tmp_path / "plan"
+    config = Path(__file__).resolve().parents[1] / "configs" / "baikonur-2021.yaml"
+    run("plan", str(first), "--config", str(config), "--out", str(out))
+    assert check_plan(out).ok
+
+
+@pytest.mark.slow
+def test_demo_reproduces_the_seed_staffing(tmp_path: Path) -> None:
+    out = tmp_path / "baikonur-2021"
+    run("demo", "--out", str(out))
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    counts = summary["counts"]
+    assert 152 <= counts["counting_districts"] <= 186      # 169 ± 10%
+    assert 23 <= counts["instructor_districts"] <= 29      # 26 ± 3
+    assert 75_000 <= summary["residents"] <= 77_000
+    assert (out / "register.gpkg").is_file()
+    report = check_plan(out)
+    assert report.ok, [str(v) for v in report.violations]
