@@ -87,8 +87,8 @@ def synth(out: Path, seed: int, scale: float) -> None:
     """Generate the synthetic Baikonur-like register (labelled synthetic)."""
     from districting.synth import synthesize_baikonur, write_register
 
-    if not 0 < scale <= 50:
-        raise click.BadParameter("must be in (0, 50]", param_hint="--scale")
+    if not 0 < scale <= 10:
+        raise click.BadParameter("must be in (0, 10]", param_hint="--scale")
     register = synthesize_baikonur(seed=seed, scale=scale)
     write_register(register, out)
     residents = int(register.buildings["residents"].sum())

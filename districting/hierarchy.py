@@ -217,7 +217,7 @@ def _cd_exceptions(
         else:
             reasons.append(
                 f"workload {value:.0f} outside [{floor:.0f}, {ceiling:.0f}]: no contiguous "
-                "split within bounds was found in the time limit"
+                "split within bounds was found by the search"
             )
     return reasons
 

@@ -336,6 +336,7 @@ def recombine(
     deadline: float,
     trees: int = 8,
     max_steps: int = 20_000,
+    wander: float = 0.4,
 ) -> np.ndarray:
     """Rebalance out-of-bounds districts by merging each with a neighbour and re-splitting.
 
@@ -358,12 +359,14 @@ def recombine(
         if len(bad) == 0 or stale > 200 + 50 * len(bad):
             break
         d = int(rng.choice(bad))
-        crossing = pairs[(labels[pairs[:, 0]] == d) ^ (labels[pairs[:, 1]] == d)]
-        neighbours = np.unique(np.where(labels[crossing[:, 0]] == d,
-                                        labels[crossing[:, 1]], labels[crossing[:, 0]]))
+        neighbours = _neighbours_of(pairs, labels, d)
         if len(neighbours) == 0:
             stale += 1
             continue
+        if rng.random() < wander:
+            # Even out a pair next to the trouble, so that slack drifts towards it.
+            d = int(rng.choice(neighbours))
+            neighbours = _neighbours_of(pairs, labels, d)
         e = _partner(d, neighbours, totals, upper, rng)
         inside = (labels == d) | (labels == e)
         members = np.flatnonzero(inside)
@@ -393,6 +396,13 @@ def recombine(
         else:
             stale += 1
     return labels
+
+
+def _neighbours_of(pairs: np.ndarray, labels: np.ndarray, d: int) -> np.ndarray:
+    """Districts sharing an edge with district ``d``."""
+    crossing = pairs[(labels[pairs[:, 0]] == d) ^ (labels[pairs[:, 1]] == d)]
+    return np.unique(np.where(labels[crossing[:, 0]] == d,
+                              labels[crossing[:, 1]], labels[crossing[:, 0]]))
 
 
 def _partner(

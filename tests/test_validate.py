@@ -1,0 +1,381 @@
+"""Tests of register validation: every problem names its row, column and reason, in one pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+import shapely
+from click.testing import CliRunner
+from conftest import two_settlement_register
+
+from districting.cli import main
+from districting.errors import Problem, RegisterValidationError
+from districting.register import REQUIRED_COLUMNS, RawRegister, read_register
+from districting.validate import raise_for_errors, validate_register
+
+TOWN, VILLAGE = "431010000", "431030100"
+BOW_TIE = shapely.Polygon([(63.30, 45.60), (63.31, 45.61), (63.31, 45.60), (63.30, 45.61)])
+
+
+@pytest.fixture
+def frame() -> gpd.GeoDataFrame:
+    """Ten town buildings (row 1 is a school with no residents) in EPSG:4326."""
+    frame = two_settlement_register().iloc[:10].reset_index(drop=True)
+    for column in ("dwellings", "residents"):
+        frame[column] = frame[column].astype(object)  # so cells can hold bad text
+    return frame
+
+
+def _settlements(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    hulls = frame.to_crs("EPSG:32641").dissolve("settlement_id").convex_hull.buffer(50)
+    return gpd.GeoDataFrame({"settlement_id": list(hulls.index)}, geometry=list(hulls),
+                            crs="EPSG:32641").to_crs(frame.crs)
+
+
+def _problems(frame: gpd.GeoDataFrame, settlements: gpd.GeoDataFrame | None = None
+              ) -> list[Problem]:
+    return validate_register(RawRegister(frame, Path("register.gpkg"), settlements))
+
+
+def _errors(problems: list[Problem]) -> list[Problem]:
+    return [p for p in problems if p.severity == "error"]
+
+
+def _only_error(problems: list[Problem]) -> Problem:
+    errors = _errors(problems)
+    assert len(errors) == 1, [str(p) for p in errors]
+    return errors[0]
+
+
+def test_clean_register_has_no_problems(frame: gpd.GeoDataFrame) -> None:
+    problems = _problems(frame)
+    assert problems == []
+    raise_for_errors(problems)
+
+
+def test_clean_register_with_settlements_has_no_problems() -> None:
+    frame = two_settlement_register()
+    assert _problems(frame, _settlements(frame)) == []
+
+
+def test_missing_required_columns_one_problem_each(frame: gpd.GeoDataFrame) -> None:
+    problems = _problems(frame.drop(columns=["address", "dwellings", "kind"]))
+    errors = _errors(problems)
+    assert sorted((p.row, p.column) for p in errors) == [
+        (None, "address"), (None, "dwellings"), (None, "kind")]
+    assert all("required column is missing" in p.message for p in errors)
+
+
+def test_every_required_column_is_checked(frame: gpd.GeoDataFrame) -> None:
+    errors = _errors(_problems(frame.drop(columns=list(REQUIRED_COLUMNS))))
+    assert sorted(p.column for p in errors if p.row is None) == sorted(REQUIRED_COLUMNS)
+
+
+def test_duplicate_building_id_names_first_row(frame: gpd.GeoDataFrame) -> None:
+    frame.loc[6, "building_id"] = frame.loc[2, "building_id"]
+    error = _only_error(_problems(frame))
+    assert (error.row, error.column) == (7, "building_id")
+    assert "duplicate building_id" in error.message
+    assert "first seen in row 3" in error.message
+    assert str(frame.loc[2, "building_id"]) in error.message
+
+
+def test_empty_building_id(frame: gpd.GeoDataFrame) -> None:
+    frame.loc[4, "building_id"] = " "
+    error = _only_error(_problems(frame))
+    assert (error.row, error.column) == (5, "building_id")
+    assert "building_id is empty" in error.message
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "phrase"),
+    [
+        ("dwellings", -3, "-3 is negative"),
+        ("residents", "-1", "-1 is negative"),
+        ("dwellings", "2.5", "'2.5' is not a whole number"),
+        ("residents", "abc", "'abc' is not a number"),
+        ("residents", "", "is empty"),
+        ("dwellings", float("inf"), "is not a finite number"),
+    ],
+)
+def test_bad_count(frame: gpd.GeoDataFrame, column: str, value: object, phrase: str) -> None:
+    frame.loc[4, column] = value
+    error = _only_error(_problems(frame))
+    assert (error.row, error.column) == (5, column)
+    assert phrase in error.message
+    assert "expected a whole number ≥ 0" in error.message
+    assert str(frame.loc[4, "building_id"]) in error.message
+
+
+def test_count_as_float_whole_number_is_fine(frame: gpd.GeoDataFrame) -> None:
+    frame.loc[4, "dwellings"] = "12.0"
+    assert _errors(_problems(frame)) == []
+
+
+def test_optional_count_blank_is_fine_but_bad_is_an_error(frame: gpd.GeoDataFrame) -> None:
+    frame["households"] = [""] * len(frame)
+    assert _errors(_problems(frame)) == []
+    frame.loc[8, "households"] = "many"
+    error = _only_error(_problems(frame))
+    assert (error.row, error.column) == (9, "households")
+    assert "'many' is not a number" in error.message
+
+
+@pytest.mark.parametrize("geometry", [None, shapely.Point(), shapely.Polygon()])
+def test_missing_or_empty_geometry(frame: gpd.GeoDataFrame, geometry: object) -> None:
+    frame.loc[3, "geometry"] = geometry
+    error = _only_error(_problems(frame))
+    assert (error.row, error.column) == (4, "geometry")
+    assert "geometry is missing or empty" in error.message
+
+
+def test_invalid_polygon(frame: gpd.GeoDataFrame) -> None:
+    frame.loc[5, "geometry"] = BOW_TIE
+    error = _only_error(_problems(frame))
+    assert (error.row, error.column) == (6, "geometry")
+    assert "geometry is invalid" in error.message
+    assert "Self-intersection" in error.message
+
+
+def test_linestring_geometry(frame: gpd.GeoDataFrame) -> None:
+    frame.loc[2, "geometry"] = shapely.LineString([(63.30, 45.60), (63.31, 45.61)])
+    error = _only_error(_problems(frame))
+    assert (error.row, error.column) == (3, "geometry")
+    assert "geometry is a LineString; expected a Point or Polygon" in error.message
+
+
+def test_polygons_and_multipolygons_are_allowed(frame: gpd.GeoDataFrame) -> None:
+    square = shapely.box(63.30, 45.60, 63.3001, 45.6001)
+    frame.loc[1, "geometry"] = square
+    frame.loc[2, "geometry"] = shapely.MultiPolygon([square])
+    assert _problems(frame) == []
+
+
+def test_missing_crs(frame: gpd.GeoDataFrame) -> None:
+    error = _only_error(_problems(frame.set_crs(None, allow_override=True)))
+    assert (error.row, error.column) == (None, "geometry")
+    assert "no coordinate reference system" in error.message
+
+
+def test_residents_without_dwellings(frame: gpd.GeoDataFrame) -> None:
+    assert int(frame.loc[3, "residents"]) > 0
+    frame.loc[3, "dwellings"] = 0
+    error = _only_error(_problems(frame))
+    assert (error.row, error.column) == (4, "residents")
+    assert "residents recorded in a building with no dwellings" in error.message
+
+
+def test_unknown_kind(frame: gpd.GeoDataFrame) -> None:
+    frame.loc[7, "kind"] = "castle"
+    error = _only_error(_problems(frame))
+    assert (error.row, error.column) == (8, "kind")
+    assert "kind 'castle' is not one of residential" in error.message
+
+
+@pytest.mark.parametrize("column", ["settlement_id", "settlement_name"])
+def test_empty_settlement_text(frame: gpd.GeoDataFrame, column: str) -> None:
+    frame.loc[2, column] = ""
+    error = _only_error(_problems(frame))
+    assert (error.row, error.column) == (3, column)
+    assert f"{column} is empty" in error.message
+
+
+def test_lon_lat_out_of_range(frame: gpd.GeoDataFrame) -> None:
+    frame.loc[5, "geometry"] = shapely.Point(331_000.0, 5_054_000.0)  # UTM metres as degrees
+    error = _only_error(_problems(frame))
+    assert (error.row, error.column) == (6, "geometry")
+    assert "outside longitude/latitude range" in error.message
+
+
+def test_projected_crs_has_no_range_check(frame: gpd.GeoDataFrame) -> None:
+    assert _problems(frame.to_crs("EPSG:32641")) == []
+
+
+def test_point_outside_its_settlement() -> None:
+    frame = two_settlement_register()
+    settlements = _settlements(frame)
+    village_point = frame.geometry[frame["settlement_id"] == VILLAGE].iloc[0]
+    frame.loc[5, "geometry"] = village_point  # a town building placed in the village
+    error = _only_error(_problems(frame, settlements))
+    assert (error.row, error.column) == (6, "geometry")
+    assert f"outside the polygon of its settlement {TOWN}" in error.message
+
+
+def test_unknown_settlement_in_settlements_layer() -> None:
+    frame = two_settlement_register()
+    settlements = _settlements(frame)
+    frame.loc[9, "settlement_id"] = "431099999"
+    error = _only_error(_problems(frame, settlements))
+    assert (error.row, error.column) == (10, "settlement_id")
+    assert "settlement 431099999 has no polygon in the settlements layer" in error.message
+
+
+def test_settlements_layer_without_settlement_id(frame: gpd.GeoDataFrame) -> None:
+    settlements = _settlements(frame).rename(columns={"settlement_id": "code"})
+    error = _only_error(_problems(frame, settlements))
+    assert (error.row, error.column) == (None, "settlement_id")
+    assert "settlements layer has no settlement_id column" in error.message
+
+
+def test_settlement_check_through_gpkg_layer(tmp_path: Path) -> None:
+    frame = two_settlement_register()
+    settlements = _settlements(frame)
+    frame.loc[0, "geometry"] = frame.geometry[frame["settlement_id"] == VILLAGE].iloc[3]
+    path = tmp_path / "register.gpkg"
+    frame.to_file(path, layer="buildings", engine="pyogrio")
+    settlements.to_file(path, layer="settlements", engine="pyogrio")
+    error = _only_error(validate_register(read_register(path)))
+    assert (error.source, error.row, error.column) == ("register.gpkg", 1, "geometry")
+    assert "outside the polygon" in error.message
+
+
+def test_empty_register(frame: gpd.GeoDataFrame) -> None:
+    error = _only_error(_problems(frame.iloc[:0]))
+    assert "no rows" in error.message
+
+
+# --- warnings ------------------------------------------------------------------------
+
+
+def test_warnings_are_not_errors(frame: gpd.GeoDataFrame) -> None:
+    frame.loc[2, "function"] = "spaceport"
+    frame["households"] = [""] * len(frame)
+    frame.loc[4, "households"] = str(int(frame.loc[4, "dwellings"]) + 5)
+    frame.loc[6, "address"] = ""
+    problems = _problems(frame)
+    assert _errors(problems) == []
+    assert sorted((p.severity, p.row, p.column) for p in problems) == [
+        ("warning", 3, "function"), ("warning", 5, "households"), ("warning", 7, "address")]
+    assert any("'spaceport' is not a known building function" in p.message for p in problems)
+    assert any("households exceed the" in p.message for p in problems)
+    raise_for_errors(problems)  # warnings alone do not raise
+
+
+def test_non_residential_with_residents_is_a_warning(frame: gpd.GeoDataFrame) -> None:
+    assert frame.loc[0, "kind"] == "non_residential"
+    frame.loc[0, "dwellings"] = 1
+    frame.loc[0, "residents"] = 3
+    problems = _problems(frame)
+    assert [(p.severity, p.row, p.column) for p in problems] == [("warning", 1, "residents")]
+
+
+# --- all problems in one pass ------------------------------------------------------------
+
+
+def _bad_csv(folder: Path) -> tuple[Path, set[tuple[int | None, str | None]]]:
+    """A CSV register with many different problems, and where each one is."""
+    frame = two_settlement_register().iloc[:12].reset_index(drop=True)
+    table = pd.DataFrame(frame.drop(columns=["geometry", "address"]))  # address missing
+    table["wkt"] = shapely.to_wkt(frame.geometry.to_numpy(), rounding_precision=9)
+    table = table.astype(str)
+    table.loc[2, "building_id"] = table.loc[1, "building_id"]       # row 3: duplicate
+    table.loc[3, "dwellings"] = "-4"                                 # row 4: negative
+    table.loc[4, "residents"] = "abc"                                # row 5: not a number
+    table.loc[5, "dwellings"] = "2.5"                                # row 6: not whole
+    table.loc[6, "wkt"] = BOW_TIE.wkt                                # row 7: invalid
+    table.loc[7, "wkt"] = "LINESTRING (63.3 45.6, 63.4 45.7)"        # row 8: a line
+    table.loc[8, "kind"] = "palace"                                  # row 9: unknown kind
+    table.loc[9, "wkt"] = ""                                         # row 10: no geometry
+    table.loc[10, "dwellings"] = "0"                                 # row 11: residents, no flats
+    table.loc[11, "wkt"] = "POINT (331000 5054000)"                  # row 12: out of range
+    table.loc[1, "function"] = "spaceport"                           # row 2: only a warning
+    path = folder / "bad.csv"
+    table.to_csv(path, index=False, encoding="utf-8")
+    expected = {
+        (None, "address"), (3, "building_id"), (4, "dwellings"), (5, "residents"),
+        (6, "dwellings"), (7, "geometry"), (8, "geometry"), (9, "kind"), (10, "geometry"),
+        (11, "residents"), (12, "geometry"),
+    }
+    return path, expected
+
+
+def test_all_problems_reported_in_one_pass(tmp_path: Path) -> None:
+    path, expected = _bad_csv(tmp_path)
+    problems = validate_register(read_register(path))
+    errors = _errors(problems)
+    assert {(p.row, p.column) for p in errors} == expected
+    assert len(errors) == len(expected)
+    assert all(p.source == "bad.csv" for p in problems)
+    assert [(p.row, p.column) for p in problems if p.severity == "warning"] == [(2, "function")]
+    with pytest.raises(RegisterValidationError) as info:
+        raise_for_errors(problems)
+    assert len(info.value.problems) == len(problems)
+    assert f"the register has {len(expected)} error(s):" in str(info.value)
+    assert "spaceport" not in str(info.value)  # warnings are attached, not listed as errors
+
+
+def test_unparseable_wkt_is_reported_with_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text(
+        "building_id,settlement_id,settlement_name,address,kind,dwellings,residents,wkt\n"
+        "A,1,Город,ул. 1,residential,1,2,POINT (63.3 45.6)\n"
+        "B,1,Город,ул. 2,residential,1,2,POINT (63.3\n"
+        "C,1,Город,ул. 3,palace,1,2,POINT (63.3 45.6)\n",
+        encoding="utf-8",
+    )
+    errors = _errors(validate_register(read_register(path)))
+    by_place = {(p.row, p.column): p.message for p in errors}
+    assert "cannot parse WKT" in by_place[(2, "wkt")]
+    assert "missing or empty" in by_place[(2, "geometry")]
+    assert "palace" in by_place[(3, "kind")]
+
+
+# --- command line ----------------------------------------------------------------------
+
+
+def test_cli_validate_clean(register_file: Path) -> None:
+    result = CliRunner().invoke(main, ["validate", str(register_file)])
+    assert result.exit_code == 0, result.output
+    assert "0 error(s), 0 warning(s)" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_validate_warnings_only_exit_zero(tmp_path: Path) -> None:
+    frame = two_settlement_register()
+    frame.loc[3, "function"] = "spaceport"
+    path = tmp_path / "warn.gpkg"
+    frame.to_file(path, layer="buildings", engine="pyogrio")
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "warning: warn.gpkg, row 4, column 'function'" in result.output
+    assert "0 error(s), 1 warning(s)" in result.output
+
+
+def test_cli_validate_bad_lists_every_problem(tmp_path: Path) -> None:
+    path, expected = _bad_csv(tmp_path)
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    for row, column in expected:
+        where = f"row {row}, column '{column}'" if row is not None else f"column '{column}'"
+        assert f"error: bad.csv, {where}" in result.output, where
+    assert "warning: bad.csv, row 2, column 'function'" in result.output
+    assert f"{len(expected)} error(s), 1 warning(s)" in result.output
+
+
+def test_cli_validate_missing_file(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["validate", str(tmp_path / "absent.gpkg")])
+    assert result.exit_code == 1
+    assert "error: register file not found" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_plan_bad_register_writes_nothing(tmp_path: Path) -> None:
+    path, expected = _bad_csv(tmp_path)
+    validate_out = CliRunner().invoke(main, ["validate", str(path)]).output
+    error_lines = [line for line in validate_out.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == len(expected)
+
+    out = tmp_path / "plan"
+    result = CliRunner().invoke(main, ["-q", "plan", str(path), "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert f"the register has {len(expected)} error(s)" in result.output
+    for line in error_lines:
+        assert line in result.output
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]
