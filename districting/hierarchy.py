@@ -131,6 +131,9 @@ def plan_settlement(
     result = partition_graph(adj, capped, k=k, lower=lower, upper=ceiling, seed=rng_seed,
                              time_limit=config.time_limit)
     labels = result.labels
+    if result.timed_out:
+        notes.append(f"settlement {sid}: the CD search hit the {config.time_limit:.0f} s time "
+                     "limit; the plan may differ on a faster or slower machine")
 
     cd_workload = np.bincount(labels, weights=workload, minlength=k)
     cd_adj = quotient_adjacency(adj, labels, k)

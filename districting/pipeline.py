@@ -81,10 +81,11 @@ def plan_register(
     graphs: list[SettlementGraph] = []
     plans: list[SettlementPlan] = []
     codes = list(polygons["settlement_id"])
-    bar = tqdm(codes, desc="settlements", unit="settlement", disable=not progress, leave=False)
-    for code in bar:
-        bar.set_postfix_str(code)
+    bar = tqdm(total=len(units), desc="planning", unit="unit", disable=not progress,
+               leave=False)
+    for code in codes:
         positions = np.flatnonzero(units["settlement_id"].to_numpy() == code)
+        bar.set_postfix_str(f"settlement {code} ({len(positions)} units)")
         graph = build_settlement_graph(
             code, positions, units.geometry.to_numpy()[positions],
             units["residents"].to_numpy()[positions],
@@ -99,6 +100,8 @@ def plan_register(
         warnings.extend(plan.notes)
         graphs.append(graph)
         plans.append(plan)
+        bar.update(len(positions))
+    bar.close()
     layers = assemble_layers(units, polygons, graphs, plans, config=config)
     for cd, reason in zip(layers.counting_districts["cd_code"],
                           layers.counting_districts["bound_exception"], strict=True):

@@ -189,5 +189,6 @@ def metric_crs(frame: gpd.GeoDataFrame) -> CRS:
         utm = frame.crs.utm_zone if hasattr(frame.crs, "utm_zone") else None
         if utm:
             return CRS(frame.crs)
-    valid = frame[~frame.geometry.is_empty & frame.geometry.notna()]
+    geoms = frame.geometry.to_numpy()
+    valid = frame[~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)]
     return CRS(valid.estimate_utm_crs())

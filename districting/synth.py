@@ -1012,7 +1012,7 @@ def write_register(register: SyntheticRegister, path: str | Path) -> Path:
         raise
     finally:
         pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": previous})
-    logger.info("wrote synthetic register to %s", path)
+    logger.debug("wrote synthetic register to %s", path)
     return path
 
 

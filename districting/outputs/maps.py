@@ -246,7 +246,7 @@ def write_map(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    logger.info("map: wrote %s (%.1f kB)", path, len(text.encode("utf-8")) / 1024)
+    logger.debug("map: wrote %s (%.1f kB)", path, len(text.encode("utf-8")) / 1024)
 
 
 def colour_counting_districts(

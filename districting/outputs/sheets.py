@@ -209,7 +209,7 @@ def write_cd_sheets(
         path = directory / f"{_safe_name(code)}.csv"
         _write_csv(path, columns, rows, delimiter=delimiter)
         written.append(path)
-    logger.info("sheets: wrote %d counting-district sheets to %s", len(written), directory)
+    logger.debug("sheets: wrote %d counting-district sheets to %s", len(written), directory)
     return written
 
 
@@ -305,7 +305,7 @@ def write_instructor_sheets(
         path = folder / f"{_safe_name(code)}.csv"
         _write_csv(path, columns, rows, delimiter=delimiter)
         written.append(path)
-    logger.info("sheets: wrote %d instructor sheets to %s", len(written), folder)
+    logger.debug("sheets: wrote %d instructor sheets to %s", len(written), folder)
     return written
 
 

@@ -15,7 +15,13 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from districting.errors import PartitionError
-from districting.partition.heuristic import recombine, repair, resplit_regions, tree_partition
+from districting.partition.heuristic import (
+    even_out,
+    recombine,
+    repair,
+    resplit_regions,
+    tree_partition,
+)
 
 __all__ = ["Partition", "cut_edges", "partition_graph"]
 
@@ -64,6 +70,7 @@ def partition_graph(
     upper: float,
     seed: int,
     time_limit: float = 10.0,
+    even_steps: int = 20,
 ) -> Partition:
     """Split a connected graph into ``k`` connected parts with weights in ``[lower, upper]``.
 
@@ -80,7 +87,10 @@ def partition_graph(
     seed
         Seed of the random spanning trees; the same seed gives the same partition.
     time_limit
-        Seconds allowed before the best partition found is returned.
+        Safety cap in seconds; effort is otherwise counted in steps.
+    even_steps
+        Pairwise re-cuts per part, after construction, that make the parts' weights
+        more even without leaving the bounds (0 to skip).
 
     Every part is always connected. When the bounds cannot be met in time the
     partition still covers the graph and ``status`` says ``"bounds_violated"``.
@@ -116,6 +126,11 @@ def partition_graph(
                 break
         assert best is not None
         labels, method = best[2], best[3]
+        if even_steps:
+            labels = even_out(adj, weights, labels, lower=lower, upper=upper,
+                              rng=np.random.default_rng([seed, ATTEMPTS]),
+                              deadline=deadline, steps=even_steps * k)
+            method += " + evening out"
     timed_out = time.monotonic() > deadline
     totals = np.bincount(labels, weights=weights, minlength=k)
     ok = bool(((totals >= lower - 1e-9) & (totals <= upper + 1e-9)).all())

@@ -368,33 +368,88 @@ def recombine(
             d = int(rng.choice(neighbours))
             neighbours = _neighbours_of(pairs, labels, d)
         e = _partner(d, neighbours, totals, upper, rng)
-        inside = (labels == d) | (labels == e)
-        members = np.flatnonzero(inside)
-        local_w = weights[members]
-        local = np.full(len(labels), -1, dtype=np.int64)
-        local[members] = np.arange(len(members))
-        union_edges = pairs[inside[pairs[:, 0]] & inside[pairs[:, 1]]]
-        edge_list = list(zip(local[union_edges[:, 0]].tolist(),
-                             local[union_edges[:, 1]].tolist(), strict=True))
-        union = totals[d] + totals[e]
-        hopeful = 2 * lower - 1e-9 <= union <= 2 * upper + 1e-9
-        found = _best_split(len(members), edge_list, local_w, lower=lower, upper=upper,
-                            rng=rng, trees=3 * trees if hopeful else trees)
-        if found is None:
-            stale += 1
-            continue
-        penalty, imbalance, mask = found
-        current = float(_excess_sq(totals[[d, e]], lower, upper).sum())
-        current_imbalance = abs(totals[d] - totals[e])
-        if penalty < current - 1e-9 or (penalty <= current + 1e-9
-                                         and imbalance < current_imbalance - 1e-9):
-            labels[members[mask]] = d
-            labels[members[~mask]] = e
-            totals[d] = float(local_w[mask].sum())
-            totals[e] = float(local_w[~mask].sum())
-            stale = 0 if penalty < current - 1e-9 else stale + 1
-        else:
-            stale += 1
+        outcome = _recombine_pair(labels, totals, weights, pairs, d, e, lower=lower,
+                                  upper=upper, rng=rng, trees=trees)
+        stale = 0 if outcome == "fixed" else stale + 1
+    return labels
+
+
+def _recombine_pair(
+    labels: np.ndarray,
+    totals: np.ndarray,
+    weights: np.ndarray,
+    pairs: np.ndarray,
+    d: int,
+    e: int,
+    *,
+    lower: float,
+    upper: float,
+    rng: np.random.Generator,
+    trees: int,
+) -> str:
+    """Merge districts ``d`` and ``e`` and re-cut them if that helps; update in place.
+
+    Returns ``"fixed"`` when the pair's squared bound excess fell, ``"evened"`` when it
+    stayed and the pair became more even, and ``"kept"`` when nothing changed.
+    """
+    inside = (labels == d) | (labels == e)
+    members = np.flatnonzero(inside)
+    local_w = weights[members]
+    local = np.full(len(labels), -1, dtype=np.int64)
+    local[members] = np.arange(len(members))
+    union_edges = pairs[inside[pairs[:, 0]] & inside[pairs[:, 1]]]
+    edge_list = list(zip(local[union_edges[:, 0]].tolist(),
+                         local[union_edges[:, 1]].tolist(), strict=True))
+    union = totals[d] + totals[e]
+    hopeful = 2 * lower - 1e-9 <= union <= 2 * upper + 1e-9
+    found = _best_split(len(members), edge_list, local_w, lower=lower, upper=upper,
+                        rng=rng, trees=3 * trees if hopeful else trees)
+    if found is None:
+        return "kept"
+    penalty, imbalance, mask = found
+    current = float(_excess_sq(totals[[d, e]], lower, upper).sum())
+    fixed = penalty < current - 1e-9
+    if not fixed and not (penalty <= current + 1e-9
+                          and imbalance < abs(totals[d] - totals[e]) - 1e-9):
+        return "kept"
+    labels[members[mask]] = d
+    labels[members[~mask]] = e
+    totals[d] = float(local_w[mask].sum())
+    totals[e] = float(local_w[~mask].sum())
+    return "fixed" if fixed else "evened"
+
+
+def even_out(
+    adj: sp.csr_matrix,
+    weights: np.ndarray,
+    labels: np.ndarray,
+    *,
+    lower: float,
+    upper: float,
+    rng: np.random.Generator,
+    deadline: float,
+    steps: int,
+    trees: int = 4,
+) -> np.ndarray:
+    """Make workloads more even without leaving the bounds: pairwise re-cuts.
+
+    Each step re-cuts two neighbouring districts (picked through a random boundary
+    edge) when that makes the pair more even and keeps both within the bounds.
+    """
+    labels = labels.copy()
+    k = int(labels.max()) + 1
+    totals = np.bincount(labels, weights=weights, minlength=k).astype(float)
+    coo = sp.triu(adj, k=1).tocoo()
+    pairs = np.stack([coo.row, coo.col], axis=1)
+    for _ in range(steps):
+        if time.monotonic() > deadline:
+            break
+        boundary = pairs[labels[pairs[:, 0]] != labels[pairs[:, 1]]]
+        if len(boundary) == 0:
+            break
+        u, v = boundary[int(rng.integers(len(boundary)))]
+        _recombine_pair(labels, totals, weights, pairs, int(labels[u]), int(labels[v]),
+                        lower=lower, upper=upper, rng=rng, trees=trees)
     return labels
 
 
