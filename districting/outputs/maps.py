@@ -184,7 +184,7 @@ def build_map(
     st_group.add_to(fmap)
 
     if units is not None:
-        unit_group = folium.FeatureGroup(name=LAYER_NAMES["units"], show=True)
+        unit_group = folium.FeatureGroup(name=LAYER_NAMES["units"], show=False)
         if len(units):
             _add_geojson(
                 unit_group, units, [_unit_tooltip(row) for row in _records(units)],
