@@ -206,7 +206,7 @@ def _cd_exceptions(
             ids = ", ".join(local["building_id"].iloc[oversized].astype(str))
             reasons.append(
                 f"building {ids} alone needs {workload[oversized].max():.0f} min, above the "
-                f"ceiling {ceiling:.0f}; split it by dwelling ranges"
+                f"ceiling {ceiling:.0f}, and has too few dwellings to split"
             )
         elif below_floor:
             reasons.append(

@@ -14,7 +14,8 @@ import geopandas as gpd
 LAYER_FIELDS: dict[str, list[str]] = {
     "units": [
         "unit_id", "building_id", "settlement_id", "address", "dwellings", "residents",
-        "households", "workload", "cd_code", "id_code", "rd_code",
+        "households", "workload", "cd_code", "id_code", "rd_code", "dwelling_from",
+        "dwelling_to",
     ],
     "counting_districts": [
         "cd_code", "id_code", "rd_code", "settlement_id", "n_units", "dwellings", "residents",

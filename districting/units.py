@@ -11,14 +11,17 @@ import shapely
 
 from districting.config import Config
 from districting.register import RawRegister, metric_crs
-from districting.workload import expected_households, unit_workload
+from districting.workload import district_target, expected_households, unit_workload
 
 logger = logging.getLogger(__name__)
 
 UNIT_COLUMNS = [
     "unit_id", "building_id", "settlement_id", "settlement_name", "address", "kind",
     "function", "dwellings", "residents", "households", "floors", "entrances", "workload",
+    "dwelling_from", "dwelling_to",
 ]
+#: Sub-units of a split building sit this far from its point, evenly around it.
+SPLIT_RADIUS_M = 1.0
 
 
 def _text(series: pd.Series) -> pd.Series:
@@ -56,9 +59,74 @@ def units_from_register(raw: RawRegister, *, config: Config) -> gpd.GeoDataFrame
     for column in ("floors", "entrances"):
         units[column] = units[column].fillna(0).astype(np.int64)
     units["workload"] = unit_workload(units, norms=config.workload)
+    units["dwelling_from"] = 0
+    units["dwelling_to"] = 0
     points = shapely.point_on_surface(projected.geometry.to_numpy())
-    result = gpd.GeoDataFrame(units[UNIT_COLUMNS], geometry=points, crs=crs)
-    return result.reset_index(drop=True)
+    result = gpd.GeoDataFrame(units, geometry=points, crs=crs)
+    target = district_target(workload=config.workload, counting=config.counting)
+    ceiling = target * (1 + config.counting.tolerance)
+    result = split_oversized(result, ceiling=ceiling, target=target, config=config)
+    return result[[*UNIT_COLUMNS, "geometry"]].reset_index(drop=True)
+
+
+def _shares(total: int, parts: int) -> list[int]:
+    """Split a whole number into ``parts`` whole numbers as equal as possible."""
+    base, extra = divmod(int(total), parts)
+    return [base + (1 if j < extra else 0) for j in range(parts)]
+
+
+def split_oversized(
+    units: gpd.GeoDataFrame, *, ceiling: float, target: float, config: Config
+) -> gpd.GeoDataFrame:
+    """Split each building whose workload exceeds the CD ceiling by dwelling ranges.
+
+    A building needing more than one interviewer's ceiling becomes
+    ``ceil(workload / target)`` sub-units with consecutive dwelling ranges
+    (``dwelling_from``–``dwelling_to``, e.g. кв. 1–120 and 121–240); residents and
+    households are shared out in proportion. Sub-units keep the building's
+    ``building_id``, get ``unit_id`` ``<building_id>/<n>``, and sit on a 1 m circle
+    around the building's point, so their tiles meet in the middle and they stay
+    adjacent in the unit graph.
+    """
+    heavy = np.flatnonzero(units["workload"].to_numpy() > ceiling + 1e-9)
+    splittable = [i for i in heavy if int(units["dwellings"].iloc[i]) >= 2]
+    for i in heavy:
+        if int(units["dwellings"].iloc[i]) < 2:
+            logger.warning("building %s needs %.0f, above the ceiling %.0f, but has fewer than "
+                           "two dwellings to split by", units["building_id"].iloc[i],
+                           units["workload"].iloc[i], ceiling)
+    if not splittable:
+        return units
+    rows = []
+    for position in range(len(units)):
+        row = units.iloc[position]
+        if position not in splittable:
+            rows.append(row.to_dict())
+            continue
+        parts = min(int(np.ceil(row["workload"] / target)), int(row["dwellings"]))
+        dwellings = _shares(int(row["dwellings"]), parts)
+        residents = _shares(int(row["residents"]), parts)
+        households = _shares(int(row["households"]), parts)
+        first = 1
+        for j in range(parts):
+            piece = row.to_dict()
+            angle = 2 * np.pi * j / parts
+            piece.update(
+                unit_id=f"{row['building_id']}/{j + 1}",
+                dwellings=dwellings[j], residents=residents[j], households=households[j],
+                dwelling_from=first, dwelling_to=first + dwellings[j] - 1,
+                geometry=shapely.Point(row.geometry.x + SPLIT_RADIUS_M * np.cos(angle),
+                                       row.geometry.y + SPLIT_RADIUS_M * np.sin(angle)),
+            )
+            first += dwellings[j]
+            rows.append(piece)
+        logger.info("building %s (%.0f, above the ceiling %.0f) split into %d sub-units by "
+                    "dwelling ranges", row["building_id"], row["workload"], ceiling, parts)
+    split = gpd.GeoDataFrame(rows, geometry="geometry", crs=units.crs)
+    split["workload"] = unit_workload(split, norms=config.workload)
+    for column in ("dwellings", "residents", "households", "dwelling_from", "dwelling_to"):
+        split[column] = split[column].astype(np.int64)
+    return split
 
 
 def settlement_polygons(

@@ -129,6 +129,8 @@ def _grid_units(
             "cd_code": [cd_code(b, n) for b, n in zip(block_row, number, strict=True)],
             "id_code": [id_code(b) for b in block_row],
             "rd_code": [rd_code(b) for b in block_col],
+            "dwelling_from": 0,
+            "dwelling_to": 0,
             "block_row": block_row,
             "block_col": block_col,
         },

@@ -162,12 +162,12 @@ def test_cd_totals_row_equals_sums(layers: PlanLayers, tmp_path: Path) -> None:
         table = read(path)
         body, total = table[1:-1], table[-1]
         assert total[0] == "ИТОГО"
-        for col in (4, 5, 6):
+        for col in (5, 6, 7):
             assert int(total[col]) == sum(int(r[col]) for r in body)
-        assert float(total[7]) == pytest.approx(sum(float(r[7]) for r in body), abs=1e-9)
+        assert float(total[8]) == pytest.approx(sum(float(r[8]) for r in body), abs=1e-9)
         units = layers.units[layers.units["cd_code"] == path.stem]
-        assert int(total[5]) == units["residents"].sum()
-        assert float(total[7]) == pytest.approx(units["workload"].sum(), abs=0.05 * len(units))
+        assert int(total[6]) == units["residents"].sum()
+        assert float(total[8]) == pytest.approx(units["workload"].sum(), abs=0.05 * len(units))
 
 
 def test_cd_sheet_is_in_walking_order_from_the_north_west(

@@ -36,11 +36,11 @@ logger = logging.getLogger(__name__)
 #: Column labels of the CD sheets, by language.
 CD_SHEET_COLUMNS: dict[str, list[str]] = {
     "ru": [
-        "№ п/п", "Код адресной единицы", "Код здания", "Адрес", "Квартир", "Жителей",
-        "Домохозяйств", "Нагрузка, мин",
+        "№ п/п", "Код адресной единицы", "Код здания", "Адрес", "Квартиры (с–по)", "Квартир",
+        "Жителей", "Домохозяйств", "Нагрузка, мин",
     ],
     "en": [
-        "No.", "Unit ID", "Building ID", "Address", "Dwellings", "Residents",
+        "No.", "Unit ID", "Building ID", "Address", "Dwelling range", "Dwellings", "Residents",
         "Households", "Workload, min",
     ],
 }
@@ -196,14 +196,14 @@ def write_cd_sheets(
                 counts = [_count(unit[field]) for field in ("dwellings", "residents", "households")]
                 rows.append([
                     number, _text(unit["unit_id"]), _text(unit["building_id"]),
-                    _text(unit["address"]), *counts, workload,
+                    _text(unit["address"]), _dwelling_range(unit), *counts, workload,
                 ])
                 for field, value in zip(("dwellings", "residents", "households"), counts,
                                         strict=True):
                     totals[field] += value if isinstance(value, int) else 0
                 totals["workload"] += workload if isinstance(workload, float) else 0.0
         rows.append([
-            TOTAL_LABEL[lang], "", "", "", totals["dwellings"], totals["residents"],
+            TOTAL_LABEL[lang], "", "", "", "", totals["dwellings"], totals["residents"],
             totals["households"], round(totals["workload"], _WORKLOAD_DECIMALS),
         ])
         path = directory / f"{_safe_name(code)}.csv"
@@ -310,6 +310,14 @@ def write_instructor_sheets(
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _dwelling_range(unit: pd.Series) -> str:
+    """``"121–240"`` for a sub-unit of a split building, ``""`` for a whole building."""
+    first, last = unit.get("dwelling_from"), unit.get("dwelling_to")
+    if first is None or last is None or pd.isna(first) or pd.isna(last) or int(first) <= 0:
+        return ""
+    return f"{int(first)}–{int(last)}"
 
 
 def _labels(table: dict[str, list[str]], lang: str) -> list[str]:
