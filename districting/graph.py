@@ -255,10 +255,16 @@ def build_settlement_graph(
 def barrier_geometries(
     barriers: gpd.GeoDataFrame | None, crossings: gpd.GeoDataFrame | None, crs: object
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Barrier lines and crossing points as arrays in the plan's CRS."""
-    lines = (np.asarray(barriers.to_crs(crs).geometry.boundary.where(
-        barriers.geometry.geom_type.str.contains("Polygon"), barriers.to_crs(crs).geometry))
-             if barriers is not None and len(barriers) else np.empty(0, dtype=object))
-    points = (np.asarray(crossings.to_crs(crs).geometry)
-              if crossings is not None and len(crossings) else np.empty(0, dtype=object))
+    """Barrier lines and crossing points as arrays in the plan's CRS.
+
+    A barrier drawn as a polygon (a lake, a river bank) is crossed where its outline is.
+    """
+    lines = np.empty(0, dtype=object)
+    if barriers is not None and len(barriers):
+        geoms = np.asarray(barriers.to_crs(crs).geometry)
+        polygonal = np.isin(shapely.get_type_id(geoms), (3, 6))
+        lines = np.where(polygonal, shapely.boundary(geoms), geoms)
+    points = np.empty(0, dtype=object)
+    if crossings is not None and len(crossings):
+        points = np.asarray(crossings.to_crs(crs).geometry)
     return lines, points

@@ -139,7 +139,6 @@ def assemble_layers(
     rd_code = np.empty(n, dtype=object)
     cd_rows, id_rows, rd_rows, point_rows, edge_rows = [], [], [], [], []
     cd_geoms, id_geoms, rd_geoms, point_geoms, edge_geoms = [], [], [], [], []
-    target = district_target(workload=config.workload, counting=config.counting)
     capacity = (config.counting.capacity_minutes if config.workload.basis == "workload"
                 else config.counting.target_residents)
     unit_ids = units["unit_id"].to_numpy()
@@ -212,7 +211,6 @@ def assemble_layers(
         residents=polygons["settlement_id"].map(settlement_sums["residents"]).astype(int),
         workload=polygons["settlement_id"].map(settlement_sums["workload"]).round(3),
     )
-    _ = target
 
     def frame(rows: list[dict[str, Any]], geoms: list[Any], name: str) -> gpd.GeoDataFrame:
         data = pd.DataFrame(rows, columns=LAYER_FIELDS[name])
