@@ -18,6 +18,7 @@ import shapely
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import Delaunay, QhullError
 
+from districting.network import StreetNetwork
 from districting.units import spread_duplicate_points
 
 logger = logging.getLogger(__name__)
@@ -207,8 +208,14 @@ def build_settlement_graph(
     barriers: np.ndarray,
     crossings: np.ndarray,
     crossing_radius_m: float,
+    network: StreetNetwork | None = None,
 ) -> SettlementGraph:
-    """Tiles and adjacency for the units of one settlement (see the module docstring)."""
+    """Tiles and adjacency for the units of one settlement (see the module docstring).
+
+    With a street ``network``, each edge's length is the walking distance along the
+    streets (access legs included); otherwise, and where the network does not join
+    the two units, it is the straight-line distance.
+    """
     points = spread_duplicate_points(points)
     coords = shapely.get_coordinates(points)
     tiles = voronoi_tiles(points, polygon)
@@ -240,6 +247,9 @@ def build_settlement_graph(
     kinds = np.array(["adjacent"] * len(kept) + ["bridged"] * len(bridge_array), dtype=object)
     lengths = (np.linalg.norm(coords[edges[:, 0]] - coords[edges[:, 1]], axis=1)
                if len(edges) else np.empty(0))
+    if network is not None and len(edges):
+        walk = network.walking_distances(coords[edges[:, 0]], coords[edges[:, 1]])
+        lengths = np.where(np.isfinite(walk), np.maximum(walk, lengths), lengths)
     return SettlementGraph(
         settlement_id=settlement_id,
         positions=positions,

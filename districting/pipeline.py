@@ -20,6 +20,7 @@ from districting.errors import PlanCheckError, Problem
 from districting.graph import SettlementGraph, barrier_geometries, build_settlement_graph
 from districting.hierarchy import SettlementPlan, plan_settlement
 from districting.layers import LAYER_FIELDS, PlanLayers
+from districting.network import StreetNetwork, street_network_from_layers
 from districting.register import RawRegister, read_register
 from districting.territory import dissolve
 from districting.units import settlement_polygons, units_from_register
@@ -47,6 +48,17 @@ def _optional_layer(raw: RawRegister, name: str) -> gpd.GeoDataFrame | None:
     if name not in layers:
         return None
     return gpd.read_file(raw.source, layer=name, engine="pyogrio")
+
+
+def _street_network(raw: RawRegister, crs: object) -> StreetNetwork | None:
+    """The register's street network, if it has the osmnx-style street layers."""
+    nodes, edges = _optional_layer(raw, "street_nodes"), _optional_layer(raw, "street_edges")
+    if nodes is None or edges is None or len(nodes) == 0 or len(edges) == 0:
+        logger.info("no street layers: edge lengths are straight-line distances")
+        return None
+    network = street_network_from_layers(nodes, edges, crs=crs)
+    logger.info("street network: %d nodes; edge lengths are walking distances", network.n_nodes)
+    return network
 
 
 def plan_from_file(
@@ -77,6 +89,7 @@ def plan_register(
     barriers, crossings = barrier_geometries(
         _optional_layer(raw, "barriers"), _optional_layer(raw, "crossings"), units.crs
     )
+    network = _street_network(raw, units.crs)
     warnings: list[str] = []
     graphs: list[SettlementGraph] = []
     plans: list[SettlementPlan] = []
@@ -91,7 +104,7 @@ def plan_register(
             units["residents"].to_numpy()[positions],
             polygons.geometry[polygons["settlement_id"] == code].iloc[0],
             barriers=barriers, crossings=crossings,
-            crossing_radius_m=config.graph.crossing_radius_m,
+            crossing_radius_m=config.graph.crossing_radius_m, network=network,
         )
         for note in graph.components:
             warnings.append(f"settlement {code}: a part of {note.size} unit(s) and "
@@ -118,6 +131,8 @@ def plan_register(
         raise PlanCheckError(f"{v.kind}: {v.message}" for v in report.violations)
     summary = build_summary(raw, layers, graphs, config=config, seed=seed, warnings=warnings,
                             seconds=time.monotonic() - started)
+    summary["edge_lengths"] = ("walking distance on the street network" if network is not None
+                               else "straight line")
     for line in warnings:
         logger.warning(line)
     return PlanResult(layers=layers, summary=summary, warnings=warnings)

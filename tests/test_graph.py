@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import shapely
 from scipy.sparse.csgraph import connected_components
 
@@ -77,3 +78,16 @@ def test_coincident_units_get_their_own_tiles() -> None:
     points = shapely.points([(0, 0), (0, 0), (100, 0), (0, 100)])
     graph = build(points, shapely.box(-50, -50, 150, 150))
     assert len(graph.tiles) == 4 and (shapely.area(graph.tiles) > 0).all()
+
+
+def test_with_a_street_network_edges_carry_walking_distances() -> None:
+    from test_network import river_town
+
+    points = shapely.points([(100, -10), (300, -10), (100, 110), (300, 110)])
+    graph = build(points, shapely.box(0, -100, 400, 200), network=river_town())
+    straight = np.linalg.norm(
+        shapely.get_coordinates(points)[graph.edges[:, 0]]
+        - shapely.get_coordinates(points)[graph.edges[:, 1]], axis=1)
+    assert (graph.lengths >= straight - 0.01).all()
+    across = [i for i, (u, v) in enumerate(graph.edges.tolist()) if {u, v} == {0, 2}]
+    assert across and graph.lengths[across[0]] == pytest.approx(10 + 400 + 100 + 400 + 10)
