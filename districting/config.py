@@ -66,10 +66,17 @@ class RegistrationNorms:
 
 @dataclass(frozen=True)
 class GraphNorms:
-    """How the unit adjacency graph is built."""
+    """How the unit adjacency graph is built.
+
+    ``components`` is the policy for parts of a settlement cut off by barriers:
+    ``"separate"`` draws their CDs separately (no CD crosses the barrier; instructor
+    and registration districts may, over the flagged bridging edge), ``"bridge"``
+    lets CDs cross on the flagged edge too.
+    """
 
     settlement_margin_m: float = 150.0
     crossing_radius_m: float = 120.0
+    components: str = "separate"
 
 
 @dataclass(frozen=True)
@@ -189,6 +196,9 @@ def _check_ranges(config: Config, source: str) -> None:
                         f"{i.span_min}..{i.span_max}")
     if config.registration.residents_per_point <= 0:
         problems.append("registration.residents_per_point must be > 0")
+    if config.graph.components not in ("separate", "bridge"):
+        problems.append(f"graph.components must be 'separate' or 'bridge', got "
+                        f"{config.graph.components!r}")
     if config.time_limit <= 0:
         problems.append("time_limit must be > 0 seconds")
     if problems:

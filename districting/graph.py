@@ -55,12 +55,13 @@ class SettlementGraph:
     def n(self) -> int:
         return len(self.positions)
 
-    def adjacency(self) -> sp.csr_matrix:
-        """Symmetric CSR adjacency matrix of the graph."""
+    def adjacency(self, *, kinds: tuple[str, ...] = ("adjacent", "bridged")) -> sp.csr_matrix:
+        """Symmetric CSR adjacency matrix of the edges of the given kinds."""
         n = self.n
-        if len(self.edges) == 0:
+        keep = np.isin(self.edge_kind, kinds) if len(self.edges) else np.zeros(0, dtype=bool)
+        if not keep.any():
             return sp.csr_matrix((n, n), dtype=np.int8)
-        u, v = self.edges[:, 0], self.edges[:, 1]
+        u, v = self.edges[keep, 0], self.edges[keep, 1]
         data = np.ones(2 * len(u), dtype=np.int8)
         return sp.csr_matrix((data, (np.r_[u, v], np.r_[v, u])), shape=(n, n))
 

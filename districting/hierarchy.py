@@ -115,25 +115,39 @@ def plan_settlement(
     target = district_target(workload=config.workload, counting=config.counting)
     tol = config.counting.tolerance
     floor, ceiling = target * (1 - tol), target * (1 + tol)
-    total = float(workload.sum())
     notes: list[str] = []
 
     capped = np.minimum(workload, ceiling)
-    k, feasible = choose_count(float(capped.sum()), target, floor, ceiling)
-    k = min(k, graph.n)
-    lower = floor
-    if not feasible:
-        lower = min(floor, capped.sum() / k * (1 - tol))
-        notes.append(
-            f"settlement {sid}: workload {total:.0f} cannot be divided into whole CDs within "
-            f"[{floor:.0f}, {ceiling:.0f}]; planned {k} CD(s) under the ceiling"
+    cd_adj_units = adj
+    if config.graph.components == "separate" and graph.components:
+        cd_adj_units = graph.adjacency(kinds=("adjacent",))
+    regions = _planning_regions(cd_adj_units)
+    if len(np.unique(regions)) > 1:
+        notes.append(f"settlement {sid}: {len(np.unique(regions))} parts separated by barriers "
+                     "are divided into CDs separately (graph.components: separate)")
+    labels = np.empty(graph.n, dtype=np.int64)
+    region_total: list[float] = []
+    region_feasible: list[bool] = []
+    k = 0
+    for region in np.unique(regions).tolist():
+        members = np.flatnonzero(regions == region)
+        part, part_k, feasible, timed_out = _split_region(
+            cd_adj_units[members][:, members], capped[members], target=target, floor=floor,
+            ceiling=ceiling, tol=tol, seed=rng_seed + region, time_limit=config.time_limit,
         )
-    result = partition_graph(adj, capped, k=k, lower=lower, upper=ceiling, seed=rng_seed,
-                             time_limit=config.time_limit)
-    labels = result.labels
-    if result.timed_out:
-        notes.append(f"settlement {sid}: the CD search hit the {config.time_limit:.0f} s time "
-                     "limit; the plan may differ on a faster or slower machine")
+        labels[members] = part + k
+        k += part_k
+        region_total += [float(workload[members].sum())] * part_k
+        region_feasible += [feasible] * part_k
+        if not feasible:
+            notes.append(
+                f"settlement {sid}: workload {workload[members].sum():.0f} cannot be divided "
+                f"into whole CDs within [{floor:.0f}, {ceiling:.0f}]; planned {part_k} CD(s) "
+                "under the ceiling"
+            )
+        if timed_out:
+            notes.append(f"settlement {sid}: the CD search hit the {config.time_limit:.0f} s "
+                         "time limit; the plan may differ on a faster or slower machine")
 
     cd_workload = np.bincount(labels, weights=workload, minlength=k)
     cd_adj = quotient_adjacency(adj, labels, k)
@@ -163,8 +177,9 @@ def plan_settlement(
     )
     notes.extend(rd_notes)
     exceptions = _cd_exceptions(
-        cd_workload, floor, ceiling, local, workload, cd_of_node, feasible, total,
-        below_floor=total < floor,
+        cd_workload, floor, ceiling, local, workload, cd_of_node,
+        np.array(region_feasible)[cd_order], np.array(region_total)[cd_order],
+        split_by_barriers=len(np.unique(regions)) > 1,
     )
     return SettlementPlan(
         settlement_id=sid,
@@ -181,6 +196,35 @@ def plan_settlement(
     )
 
 
+def _planning_regions(adj: sp.csr_matrix) -> np.ndarray:
+    """The connected parts of the graph CDs are drawn on (one, unless barriers separate)."""
+    from scipy.sparse.csgraph import connected_components
+
+    _, labels = connected_components(adj, directed=False)
+    return np.asarray(labels, dtype=np.int64)
+
+
+def _split_region(
+    adj: sp.csr_matrix,
+    capped: np.ndarray,
+    *,
+    target: float,
+    floor: float,
+    ceiling: float,
+    tol: float,
+    seed: int,
+    time_limit: float,
+) -> tuple[np.ndarray, int, bool, bool]:
+    """CDs of one connected region: labels, count, whether the bounds allow any count,
+    and whether the time limit cut the search short."""
+    k, feasible = choose_count(float(capped.sum()), target, floor, ceiling)
+    k = min(k, adj.shape[0])
+    lower = floor if feasible else min(floor, float(capped.sum()) / k * (1 - tol))
+    result = partition_graph(adj, capped, k=k, lower=lower, upper=ceiling, seed=seed,
+                             time_limit=time_limit)
+    return result.labels, k, feasible, result.timed_out
+
+
 def _cd_exceptions(
     cd_workload: np.ndarray,
     floor: float,
@@ -188,10 +232,10 @@ def _cd_exceptions(
     local: pd.DataFrame,
     workload: np.ndarray,
     cd_of_node: np.ndarray,
-    feasible: bool,
-    total: float,
+    feasible: np.ndarray,
+    region_total: np.ndarray,
     *,
-    below_floor: bool,
+    split_by_barriers: bool,
 ) -> list[str]:
     """For each CD, an empty string or the reason its workload is outside the bounds."""
     reasons = []
@@ -208,14 +252,17 @@ def _cd_exceptions(
                 f"building {ids} alone needs {workload[oversized].max():.0f} min, above the "
                 f"ceiling {ceiling:.0f}, and has too few dwellings to split"
             )
-        elif below_floor:
+        elif region_total[cd] < floor:
+            where = ("the part of the settlement cut off by barriers" if split_by_barriers
+                     else "the whole settlement")
             reasons.append(
-                f"the whole settlement needs only {total:.0f} min, below the floor {floor:.0f}"
+                f"{where} needs only {region_total[cd]:.0f} min, below the floor {floor:.0f}"
             )
-        elif not feasible:
+        elif not feasible[cd]:
+            where = "its part of the settlement" if split_by_barriers else "the settlement"
             reasons.append(
-                f"the settlement's {total:.0f} min cannot be divided into whole CDs within "
-                f"[{floor:.0f}, {ceiling:.0f}]"
+                f"{where} needs {region_total[cd]:.0f} min, which cannot be divided into whole "
+                f"CDs within [{floor:.0f}, {ceiling:.0f}]"
             )
         else:
             reasons.append(
