@@ -120,11 +120,14 @@ def plan_settlement(
     capped = np.minimum(workload, ceiling)
     cd_adj_units = adj
     if config.graph.components == "separate" and graph.components:
-        cd_adj_units = graph.adjacency(kinds=("adjacent",))
+        cd_adj_units, merged = _separate_parts(graph, workload, floor)
+        count = len(np.unique(_planning_regions(cd_adj_units)))
+        notes.append(
+            f"settlement {sid}: {count} part(s) separated by barriers get their own CDs"
+            + (f"; {merged} part(s) too small for a CD share one across the barrier over a "
+               "flagged edge" if merged else "")
+        )
     regions = _planning_regions(cd_adj_units)
-    if len(np.unique(regions)) > 1:
-        notes.append(f"settlement {sid}: {len(np.unique(regions))} parts separated by barriers "
-                     "are divided into CDs separately (graph.components: separate)")
     labels = np.empty(graph.n, dtype=np.int64)
     region_total: list[float] = []
     region_feasible: list[bool] = []
@@ -202,6 +205,30 @@ def _planning_regions(adj: sp.csr_matrix) -> np.ndarray:
 
     _, labels = connected_components(adj, directed=False)
     return np.asarray(labels, dtype=np.int64)
+
+
+def _separate_parts(
+    graph: SettlementGraph, workload: np.ndarray, floor: float
+) -> tuple[sp.csr_matrix, int]:
+    """The graph CDs are drawn on when parts cut off by barriers are planned separately.
+
+    Bridged edges are dropped, except those that join a part too small to fill one CD
+    (below the floor, for example a few houses or only non-residential buildings) to
+    its neighbour: such a part shares a CD across the barrier instead of getting an
+    empty one. Returns the adjacency and the number of parts joined that way.
+    """
+    own = _planning_regions(graph.adjacency(kinds=("adjacent",)))
+    small = np.bincount(own, weights=workload) < floor - 1e-9
+    bridged = graph.edge_kind == "bridged"
+    keep = ~bridged | small[own[graph.edges[:, 0]]] | small[own[graph.edges[:, 1]]]
+    kept = graph.edges[keep]
+    n = graph.n
+    matrix = sp.csr_matrix(
+        (np.ones(2 * len(kept)), (np.r_[kept[:, 0], kept[:, 1]], np.r_[kept[:, 1], kept[:, 0]])),
+        shape=(n, n),
+    )
+    joined = int(small.sum()) if len(small) > 1 else 0
+    return matrix, joined
 
 
 def _split_region(

@@ -56,6 +56,7 @@ __all__ = [
     "read_register",
     "read_register_metadata",
     "synthesize_baikonur",
+    "write_layers",
     "write_register",
 ]
 
@@ -971,18 +972,45 @@ def _street_gdfs(net: _StreetNet, reproject: Any) -> tuple[gpd.GeoDataFrame, gpd
 def write_register(register: SyntheticRegister, path: str | Path) -> Path:
     """Write the register as one GeoPackage, atomically and byte-reproducibly.
 
-    The layers are written in :data:`LAYER_NAMES` order; the street layers get
-    ``osmid`` / ``u``, ``v``, ``key`` as ordinary columns. ``register.metadata`` is
-    stored as GeoPackage metadata of every layer (``description`` also becomes the
-    layers' ``gpkg_contents.description``). It is deliberately not written as
-    dataset-level metadata: with GDAL 3.12, any later read of a GeoPackage carrying
-    dataset metadata leaves a ``.aux.xml`` file next to it. The GeoPackage
-    timestamps are fixed, so the same register gives the same bytes.
+    The layers are written in :data:`LAYER_NAMES` order by :func:`write_layers`.
 
     Parameters
     ----------
     register
         The register to write.
+    path
+        Destination ``.gpkg`` file; replaced if it exists.
+
+    Returns
+    -------
+    Path
+        The path written.
+    """
+    path = write_layers(register.layers(), register.metadata, path)
+    logger.debug("wrote synthetic register to %s", path)
+    return path
+
+
+def write_layers(
+    layers: dict[str, gpd.GeoDataFrame], metadata: dict[str, str], path: str | Path
+) -> Path:
+    """Write GeoDataFrames as layers of one GeoPackage, atomically and byte-reproducibly.
+
+    The layers are written in the order of ``layers``; the street layers
+    (``street_nodes``, ``street_edges``) get ``osmid`` / ``u``, ``v``, ``key`` as
+    ordinary columns. ``metadata`` is stored as GeoPackage metadata of every layer
+    (``description`` also becomes the layers' ``gpkg_contents.description``). It is
+    deliberately not written as dataset-level metadata: with GDAL 3.12, any later
+    read of a GeoPackage carrying dataset metadata leaves a ``.aux.xml`` file next
+    to it. The GeoPackage timestamps are fixed, so the same layers give the same
+    bytes.
+
+    Parameters
+    ----------
+    layers
+        The layers by name, in the order they are written.
+    metadata
+        Metadata stored with every layer.
     path
         Destination ``.gpkg`` file; replaced if it exists.
 
@@ -1000,11 +1028,11 @@ def write_register(register: SyntheticRegister, path: str | Path) -> Path:
     previous = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
     pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": _FIXED_GPKG_DATE})
     try:
-        for name, gdf in register.layers().items():
+        for name, gdf in layers.items():
             frame = gdf.reset_index() if name in ("street_nodes", "street_edges") else gdf
             pyogrio.write_dataframe(
                 frame.reset_index(drop=True), tmp, layer=name, driver="GPKG",
-                layer_metadata=dict(register.metadata),
+                layer_metadata=dict(metadata),
             )
         os.replace(tmp, path)
     except BaseException:
@@ -1012,7 +1040,6 @@ def write_register(register: SyntheticRegister, path: str | Path) -> Path:
         raise
     finally:
         pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": previous})
-    logger.debug("wrote synthetic register to %s", path)
     return path
 
 

@@ -16,15 +16,19 @@ from districting.check import check_plan
 from districting.cli import main
 
 
-def island_register(path: Path) -> Path:
-    """A town of 12×8 buildings, and across a river with no bridge a hamlet of 6 cottages."""
+def river_register(path: Path, *, far_bank: str) -> Path:
+    """A town of 12×8 buildings and, across a river with no bridge, either a hamlet of
+    6 cottages (too small for a CD) or a quarter of 8×4 buildings (several CDs)."""
     town = grid_buildings(settlement_id="431030100", name="Село", nx=12, ny=8, seed=3)
-    hamlet = grid_buildings(settlement_id="431030100", name="Село", nx=3, ny=2, seed=4,
-                            origin=(ORIGIN[0] + 200, ORIGIN[1] - 400), prefix="H")
-    hamlet[["kind", "dwellings", "residents", "function"]] = ["residential", 1, 3, ""]
-    buildings = gpd.GeoDataFrame(pd.concat([town, hamlet], ignore_index=True), crs=UTM41N)
-    buildings["function"] = ""
-    river_y = ORIGIN[1] - 200
+    if far_bank == "hamlet":
+        other = grid_buildings(settlement_id="431030100", name="Село", nx=3, ny=2, seed=4,
+                               origin=(ORIGIN[0] + 200, ORIGIN[1] - 400), prefix="H")
+        other[["kind", "dwellings", "residents", "function"]] = ["residential", 1, 3, ""]
+    else:
+        other = grid_buildings(settlement_id="431030100", name="Село", nx=8, ny=4, seed=4,
+                               origin=(ORIGIN[0] + 100, ORIGIN[1] - 500), prefix="H")
+    buildings = gpd.GeoDataFrame(pd.concat([town, other], ignore_index=True), crs=UTM41N)
+    river_y = ORIGIN[1] - 200 if far_bank == "hamlet" else ORIGIN[1] - 150
     river = gpd.GeoDataFrame({"barrier_id": ["r1"], "kind": ["river"], "name": ["Река"]},
                              geometry=[shapely.LineString([(ORIGIN[0] - 500, river_y),
                                                            (ORIGIN[0] + 1500, river_y)])],
@@ -34,11 +38,8 @@ def island_register(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("policy", ["separate", "bridge"])
-def test_a_hamlet_across_a_river_is_reported_and_planned_by_policy(
-    tmp_path: Path, policy: str
-) -> None:
-    register = island_register(tmp_path / "register.gpkg")
+def plan(tmp_path: Path, *, far_bank: str, policy: str) -> Path:
+    register = river_register(tmp_path / "register.gpkg", far_bank=far_bank)
     config = tmp_path / "norms.yaml"
     config.write_text(
         f"counting: {{hours_per_day: 0.5, tolerance: 0.3}}\ngraph: {{components: {policy}}}\n",
@@ -49,21 +50,35 @@ def test_a_hamlet_across_a_river_is_reported_and_planned_by_policy(
                                        "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert check_plan(out).ok
+    return out
+
+
+def cds_of(out: Path) -> tuple[set[str], set[str], gpd.GeoDataFrame]:
+    units = gpd.read_file(out / "plan.gpkg", layer="units")
+    far = units["unit_id"].str.startswith("H")
+    edges = gpd.read_file(out / "plan.gpkg", layer="unit_adjacency")
+    cd_of = dict(zip(units["unit_id"], units["cd_code"], strict=True))
+    edges["inside"] = [cd_of[u] == cd_of[v] for u, v in zip(edges["u"], edges["v"], strict=True)]
+    return set(units.loc[far, "cd_code"]), set(units.loc[~far, "cd_code"]), edges
+
+
+@pytest.mark.parametrize(("far_bank", "policy"), [
+    ("quarter", "separate"), ("hamlet", "separate"), ("quarter", "bridge"),
+])
+def test_a_part_across_a_river_is_reported_and_planned_by_policy(
+    tmp_path: Path, far_bank: str, policy: str
+) -> None:
+    out = plan(tmp_path, far_bank=far_bank, policy=policy)
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     parts = summary["settlements"][0]["parts_bridged"]
-    assert len(parts) == 1 and parts[0]["size"] == 6
+    assert len(parts) == 1 and parts[0]["size"] == (6 if far_bank == "hamlet" else 32)
     assert any("cut off by a barrier" in w for w in summary["warnings"])
-    units = gpd.read_file(out / "plan.gpkg", layer="units")
-    edges = gpd.read_file(out / "plan.gpkg", layer="unit_adjacency")
+    far_cds, town_cds, edges = cds_of(out)
     assert (edges["kind"] == "bridged").sum() == 1
-    hamlet_cds = set(units.loc[units["unit_id"].str.startswith("H"), "cd_code"])
-    town_cds = set(units.loc[~units["unit_id"].str.startswith("H"), "cd_code"])
-    if policy == "separate":
-        assert hamlet_cds.isdisjoint(town_cds)  # no CD crosses the river
-        cds = gpd.read_file(out / "plan.gpkg", layer="counting_districts")
-        reason = cds.loc[cds["cd_code"].isin(hamlet_cds), "bound_exception"].iloc[0]
-        assert "cut off by barriers" in reason
-    cd_of = dict(zip(units["unit_id"], units["cd_code"], strict=True))
-    inside = edges[[cd_of[u] == cd_of[v] for u, v in zip(edges["u"], edges["v"], strict=True)]]
-    if policy == "separate":
-        assert (inside["kind"] == "adjacent").all()
+    if policy == "separate" and far_bank == "quarter":
+        assert far_cds.isdisjoint(town_cds)  # no CD crosses the river
+        assert edges.loc[edges["inside"], "kind"].eq("adjacent").all()
+        assert any("get their own CDs" in w for w in summary["warnings"])
+    if policy == "separate" and far_bank == "hamlet":
+        assert far_cds <= town_cds  # six cottages share a CD across the river
+        assert any("too small for a CD" in w for w in summary["warnings"])
