@@ -31,6 +31,7 @@ class ComponentNote:
     size: int
     residents: int
     action: str
+    node: int = -1  # one of the part's local nodes, to find it again
 
 
 @dataclass
@@ -237,7 +238,8 @@ def build_settlement_graph(
             notes.append(ComponentNote(
                 size=int(members.sum()),
                 residents=int(residents[members].sum()),
-                action="bridged to the nearest part across the barrier (flagged edge)",
+                action="joined to the nearest part by a flagged edge",
+                node=int(np.flatnonzero(members)[0]),
             ))
         logger.warning(
             "settlement %s: %d part(s) cut off by barriers were bridged with %d flagged edge(s)",

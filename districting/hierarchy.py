@@ -120,13 +120,10 @@ def plan_settlement(
     capped = np.minimum(workload, ceiling)
     cd_adj_units = adj
     if config.graph.components == "separate" and graph.components:
-        cd_adj_units, merged = _separate_parts(graph, workload, floor)
-        count = len(np.unique(_planning_regions(cd_adj_units)))
-        notes.append(
-            f"settlement {sid}: {count} part(s) separated by barriers get their own CDs"
-            + (f"; {merged} part(s) too small for a CD share one across the barrier over a "
-               "flagged edge" if merged else "")
-        )
+        cd_adj_units = _separate_parts(graph, workload, floor)
+    else:
+        for note in graph.components:
+            note.action += "; its CDs may cross the barrier (graph.components: bridge)"
     regions = _planning_regions(cd_adj_units)
     labels = np.empty(graph.n, dtype=np.int64)
     region_total: list[float] = []
@@ -209,16 +206,24 @@ def _planning_regions(adj: sp.csr_matrix) -> np.ndarray:
 
 def _separate_parts(
     graph: SettlementGraph, workload: np.ndarray, floor: float
-) -> tuple[sp.csr_matrix, int]:
+) -> sp.csr_matrix:
     """The graph CDs are drawn on when parts cut off by barriers are planned separately.
 
     Bridged edges are dropped, except those that join a part too small to fill one CD
     (below the floor, for example a few houses or only non-residential buildings) to
     its neighbour: such a part shares a CD across the barrier instead of getting an
-    empty one. Returns the adjacency and the number of parts joined that way.
+    empty one. Each part's note says which way it went.
     """
     own = _planning_regions(graph.adjacency(kinds=("adjacent",)))
-    small = np.bincount(own, weights=workload) < floor - 1e-9
+    part_workload = np.bincount(own, weights=workload)
+    small = part_workload < floor - 1e-9
+    for note in graph.components:
+        part = own[note.node]
+        if small[part]:
+            note.action += (f"; needing only {part_workload[part]:.0f} of the {floor:.0f} "
+                            "minimum for a CD, it shares a CD across the barrier")
+        else:
+            note.action += "; it gets its own CDs, none crossing the barrier"
     bridged = graph.edge_kind == "bridged"
     keep = ~bridged | small[own[graph.edges[:, 0]]] | small[own[graph.edges[:, 1]]]
     kept = graph.edges[keep]
@@ -227,8 +232,7 @@ def _separate_parts(
         (np.ones(2 * len(kept)), (np.r_[kept[:, 0], kept[:, 1]], np.r_[kept[:, 1], kept[:, 0]])),
         shape=(n, n),
     )
-    joined = int(small.sum()) if len(small) > 1 else 0
-    return matrix, joined
+    return matrix
 
 
 def _split_region(

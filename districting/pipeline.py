@@ -106,10 +106,10 @@ def plan_register(
             barriers=barriers, crossings=crossings,
             crossing_radius_m=config.graph.crossing_radius_m, network=network,
         )
+        plan = plan_settlement(graph, units, config=config, seed=seed)
         for note in graph.components:
             warnings.append(f"settlement {code}: a part of {note.size} unit(s) and "
                             f"{note.residents} residents was cut off by a barrier; {note.action}")
-        plan = plan_settlement(graph, units, config=config, seed=seed)
         warnings.extend(plan.notes)
         graphs.append(graph)
         plans.append(plan)
@@ -273,7 +273,8 @@ def build_summary(
             "registration_districts": int(mine["rd_code"].nunique()),
             "graph_edges": len(graph.edges),
             "edges_cut_by_barriers": graph.cut_by_barrier,
-            "parts_bridged": [asdict(note) for note in graph.components],
+            "parts_bridged": [{"units": note.size, "residents": note.residents,
+                               "action": note.action} for note in graph.components],
         })
     return {
         "software": {"name": "districting", "version": __version__},

@@ -68,4 +68,4 @@ def test_no_plain_edge_crosses_a_barrier_away_from_a_crossing(osm_plan) -> None:
     cd_of = dict(zip(units["unit_id"], units["cd_code"], strict=True))
     inside = [i for i in away if cd_of[edges["u"].iloc[i]] == cd_of[edges["v"].iloc[i]]]
     summary = (out / "summary.json").read_text(encoding="utf-8")
-    assert not inside or "too small for a CD" in summary
+    assert not inside or "shares a CD across the barrier" in summary
