@@ -28,6 +28,7 @@ class WorkloadNorms:
     callback_share: float = 0.15
     minutes_per_building: float = 5.0
     household_size: float = 2.7
+    walking_speed_kmh: float = 4.5
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,8 @@ def _check_ranges(config: Config, source: str) -> None:
         problems.append(f"workload.online_share must be in [0, 1), got {w.online_share}")
     if w.interview_minutes <= 0 or w.household_size <= 0:
         problems.append("workload.interview_minutes and household_size must be positive")
+    if w.walking_speed_kmh <= 0:
+        problems.append("workload.walking_speed_kmh must be > 0")
     if w.callback_share < 0 or w.minutes_per_building < 0:
         problems.append("workload.callback_share and minutes_per_building must be ≥ 0")
     if c.working_days <= 0 or c.hours_per_day <= 0 or c.target_utilization <= 0:

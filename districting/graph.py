@@ -56,6 +56,14 @@ class SettlementGraph:
     def n(self) -> int:
         return len(self.positions)
 
+    def nearest_walk(self) -> np.ndarray:
+        """Each node's shortest edge length (its walk from the nearest neighbour), metres."""
+        out = np.full(self.n, np.inf)
+        if len(self.edges):
+            np.minimum.at(out, self.edges[:, 0], self.lengths)
+            np.minimum.at(out, self.edges[:, 1], self.lengths)
+        return np.where(np.isfinite(out), out, 0.0)
+
     def adjacency(self, *, kinds: tuple[str, ...] = ("adjacent", "bridged")) -> sp.csr_matrix:
         """Symmetric CSR adjacency matrix of the edges of the given kinds."""
         n = self.n

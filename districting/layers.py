@@ -14,12 +14,13 @@ import geopandas as gpd
 LAYER_FIELDS: dict[str, list[str]] = {
     "units": [
         "unit_id", "building_id", "settlement_id", "address", "dwellings", "residents",
-        "households", "workload", "cd_code", "id_code", "rd_code", "dwelling_from",
-        "dwelling_to",
+        "households", "workload", "walk_min", "cd_code", "id_code", "rd_code",
+        "dwelling_from", "dwelling_to",
     ],
     "counting_districts": [
         "cd_code", "id_code", "rd_code", "settlement_id", "n_units", "dwellings", "residents",
         "workload", "workload_floor", "workload_ceiling", "utilization", "bound_exception",
+        "walk_min", "tour_m",
     ],
     "instructor_districts": [
         "id_code", "settlement_id", "n_cd", "residents", "workload", "span_exception",

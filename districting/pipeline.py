@@ -20,12 +20,12 @@ from districting.errors import PlanCheckError, Problem
 from districting.graph import SettlementGraph, barrier_geometries, build_settlement_graph
 from districting.hierarchy import SettlementPlan, plan_settlement
 from districting.layers import LAYER_FIELDS, PlanLayers
-from districting.network import StreetNetwork, street_network_from_layers
+from districting.network import StreetNetwork, street_network_from_layers, walking_tour
 from districting.register import RawRegister, read_register
 from districting.territory import dissolve
 from districting.units import settlement_polygons, units_from_register
 from districting.validate import raise_for_errors, validate_register
-from districting.workload import district_target
+from districting.workload import district_target, walking_minutes
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ def plan_register(
         _optional_layer(raw, "barriers"), _optional_layer(raw, "crossings"), units.crs
     )
     network = _street_network(raw, units.crs)
+    units["walk_min"] = 0.0
     warnings: list[str] = []
     graphs: list[SettlementGraph] = []
     plans: list[SettlementPlan] = []
@@ -106,6 +107,11 @@ def plan_register(
             barriers=barriers, crossings=crossings,
             crossing_radius_m=config.graph.crossing_radius_m, network=network,
         )
+        walk = walking_minutes(graph.nearest_walk(), units["households"].to_numpy()[positions],
+                               norms=config.workload)
+        units.loc[units.index[positions], "walk_min"] = walk
+        units.loc[units.index[positions], "workload"] = np.round(
+            units["workload"].to_numpy()[positions] + walk, 3)
         plan = plan_settlement(graph, units, config=config, seed=seed)
         for note in graph.components:
             warnings.append(f"settlement {code}: a part of {note.size} unit(s) and "
@@ -115,7 +121,7 @@ def plan_register(
         plans.append(plan)
         bar.update(len(positions))
     bar.close()
-    layers = assemble_layers(units, polygons, graphs, plans, config=config)
+    layers = assemble_layers(units, polygons, graphs, plans, config=config, network=network)
     for cd, reason in zip(layers.counting_districts["cd_code"],
                           layers.counting_districts["bound_exception"], strict=True):
         if reason:
@@ -145,8 +151,14 @@ def assemble_layers(
     plans: list[SettlementPlan],
     *,
     config: Config,
+    network: StreetNetwork | None = None,
 ) -> PlanLayers:
-    """Turn per-settlement plans into the seven output layers."""
+    """Turn per-settlement plans into the seven output layers.
+
+    Each CD also gets ``tour_m``, the length of a short walking tour through its units
+    (along the streets where a network is given), and ``walk_min``, the walking minutes
+    its units carry in the workload.
+    """
     crs = units.crs
     n = len(units)
     cd_code = np.empty(n, dtype=object)
@@ -171,7 +183,9 @@ def assemble_layers(
         id_code[pos] = [ids[plan.id_of_cd[c]] for c in plan.cd_of_node]
         rd_code[pos] = [rds[plan.rd_of_cd[c]] for c in plan.cd_of_node]
         cd_territory = dissolve(graph.tiles, plan.cd_of_node, k)
-        sums = local.groupby(plan.cd_of_node)[["dwellings", "residents", "workload"]].sum()
+        sums = local.groupby(plan.cd_of_node)[
+            ["dwellings", "residents", "workload", "walk_min"]].sum()
+        tours = _tour_lengths(points[pos], plan.cd_of_node, k, network)
         counts = np.bincount(plan.cd_of_node, minlength=k)
         for c in range(k):
             cd_rows.append({
@@ -183,6 +197,8 @@ def assemble_layers(
                 "workload_floor": round(plan.floor, 3), "workload_ceiling": round(plan.ceiling, 3),
                 "utilization": round(float(sums["workload"].iloc[c]) / capacity, 4),
                 "bound_exception": plan.cd_exception[c],
+                "walk_min": round(float(sums["walk_min"].iloc[c]), 3),
+                "tour_m": round(float(tours[c]), 1),
             })
             cd_geoms.append(cd_territory[c])
         id_territory = dissolve(cd_territory, plan.id_of_cd, n_id)
@@ -242,6 +258,25 @@ def assemble_layers(
         settlements=gpd.GeoDataFrame(settlement_frame[LAYER_FIELDS["settlements"]],
                                      geometry=settlement_frame.geometry, crs=crs),
     )
+
+
+def _tour_lengths(
+    points: np.ndarray, labels: np.ndarray, k: int, network: StreetNetwork | None
+) -> np.ndarray:
+    """Length of a short walking tour through the units of each district, in metres."""
+    xy = shapely.get_coordinates(points)
+    out = np.zeros(k)
+    for d in range(k):
+        members = xy[labels == d]
+        if network is not None:
+            matrix = network.distance_matrix(members)
+            if not np.isfinite(matrix).all():
+                straight = np.linalg.norm(members[:, None] - members[None, :], axis=2)
+                matrix = np.where(np.isfinite(matrix), matrix, straight)
+        else:
+            matrix = np.linalg.norm(members[:, None] - members[None, :], axis=2)
+        out[d] = walking_tour(matrix)[1]
+    return out
 
 
 def build_summary(

@@ -47,3 +47,19 @@ def district_target(*, workload: WorkloadNorms, counting: CountingNorms) -> floa
     if workload.basis == "residents":
         return counting.target_residents
     return counting.capacity_minutes * counting.target_utilization
+
+
+def walking_minutes(
+    nearest_walk_m: np.ndarray, households: np.ndarray, *, norms: WorkloadNorms
+) -> np.ndarray:
+    """Minutes spent walking to each inhabited unit over the door-to-door round.
+
+    A walking tour enters each building once per visit round; the leg into a building
+    is taken as the walk from its nearest neighbour in the unit graph (along the streets
+    where a network is given). There are ``1 + callback_share`` rounds.
+    """
+    if norms.basis == "residents":
+        return np.zeros(len(households))
+    metres_per_minute = norms.walking_speed_kmh * 1000.0 / 60.0
+    legs = np.where(np.asarray(households) > 0, nearest_walk_m, 0.0)
+    return np.round(legs / metres_per_minute * (1.0 + norms.callback_share), 3)

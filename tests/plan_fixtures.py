@@ -131,6 +131,7 @@ def _grid_units(
             "rd_code": [rd_code(b) for b in block_col],
             "dwelling_from": 0,
             "dwelling_to": 0,
+            "walk_min": 0.0,
             "block_row": block_row,
             "block_col": block_col,
         },
@@ -156,6 +157,8 @@ def _grid_cds(
     cds["workload_ceiling"] = 1.15 * norm
     cds["utilization"] = cds["workload"] / norm
     cds["bound_exception"] = ""
+    cds["walk_min"] = 0.0
+    cds["tour_m"] = 0.0
     geometry = [
         tile_box(r * cd_rows, c * cd_cols, (r + 1) * cd_rows, (c + 1) * cd_cols, tile=tile)
         for r, c in zip(cds["block_row"], cds["block_col"], strict=True)

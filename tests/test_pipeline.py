@@ -60,6 +60,10 @@ def test_plan_writes_the_output_contract_and_it_checks_out(
     # bounds hold, or the CD says why not
     inside = cds["workload"].between(cds["workload_floor"], cds["workload_ceiling"])
     assert (inside | (cds["bound_exception"].fillna("") != "")).all()
+    # walking: units carry their walk in the workload; CDs report their walking tour
+    assert (units["walk_min"] >= 0).all() and units["walk_min"].sum() > 0
+    assert (cds.loc[cds["n_units"] > 1, "tour_m"] > 0).all()
+    assert cds["walk_min"].sum() == pytest.approx(units["walk_min"].sum(), rel=1e-6)
     # one sheet per CD and the sheets list every unit once
     sheets = sorted((out / "sheets").glob("*.csv"))
     assert len(sheets) == len(cds)

@@ -49,3 +49,13 @@ def test_dissolve_gives_one_polygon_per_connected_label() -> None:
     merged = dissolve(tiles, np.array([0, 0, 1, 1]), 2)
     assert [g.geom_type for g in merged] == ["Polygon", "Polygon"]
     assert [g.area for g in merged] == [2.0, 2.0]
+
+
+def test_walking_minutes_cover_every_round_to_inhabited_buildings() -> None:
+    from districting.workload import walking_minutes
+
+    norms = WorkloadNorms(walking_speed_kmh=4.5, callback_share=0.5)
+    minutes = walking_minutes(np.array([150.0, 300.0]), np.array([10, 0]), norms=norms)
+    assert minutes.tolist() == pytest.approx([150 / 75 * 1.5, 0.0])
+    assert walking_minutes(np.array([150.0]), np.array([3]),
+                           norms=WorkloadNorms(basis="residents")).tolist() == [0.0]
