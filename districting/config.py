@@ -73,11 +73,17 @@ class GraphNorms:
     ``"separate"`` draws their CDs separately (no CD crosses the barrier; instructor
     and registration districts may, over the flagged bridging edge), ``"bridge"``
     lets CDs cross on the flagged edge too.
+
+    ``max_detour`` (off by default) uses the street network to cut edges between
+    units that cannot walk to each other without a detour longer than
+    ``max_detour × straight line + detour_slack_m``.
     """
 
     settlement_margin_m: float = 150.0
     crossing_radius_m: float = 120.0
     components: str = "separate"
+    max_detour: float | None = None
+    detour_slack_m: float = 150.0
 
 
 @dataclass(frozen=True)
@@ -104,7 +110,7 @@ _SECTIONS: dict[str, type] = {
 }
 
 
-def _coerce(value: Any, default: Any, where: str) -> Any:
+def _coerce(value: Any, default: Any, where: str, *, annotation: str = "") -> Any:
     """Convert a YAML value to the type of its default, or explain why not."""
     if isinstance(default, bool):
         if not isinstance(value, bool):
@@ -126,11 +132,14 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where}: expected a list of names, got {value!r}")
         return tuple(value)
-    if default is None:  # optional whole number
+    if default is None:  # optional number: whole for counts (int | None), any for ratios
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected a whole number or null, got {value!r}")
+        whole = annotation.startswith("int")
+        allowed = int if whole else (int, float)
+        if isinstance(value, bool) or not isinstance(value, allowed):
+            kind = "a whole number" if whole else "a number"
+            raise ConfigError(f"{where}: expected {kind} or null, got {value!r}")
         return value
     return value
 
@@ -148,8 +157,10 @@ def _section(cls: type, raw: Any, name: str, source: str) -> Any:
             f"{source}: unknown key(s) {', '.join(unknown)} in section '{name}' "
             f"(known: {', '.join(sorted(known))})"
         )
+    annotations = {f.name: str(f.type) for f in fields(cls)}
     values = {
-        key: _coerce(value, getattr(defaults, key), f"{source}: {name}.{key}")
+        key: _coerce(value, getattr(defaults, key), f"{source}: {name}.{key}",
+                     annotation=annotations[key])
         for key, value in raw.items()
     }
     return cls(**values)
@@ -202,6 +213,13 @@ def _check_ranges(config: Config, source: str) -> None:
     if config.graph.components not in ("separate", "bridge"):
         problems.append(f"graph.components must be 'separate' or 'bridge', got "
                         f"{config.graph.components!r}")
+    detour = config.graph.max_detour
+    if detour is not None and detour < 1:
+        problems.append(f"graph.max_detour must be ≥ 1 (a ratio to the straight line), "
+                        f"got {detour}")
+    if config.registration.points is not None and config.registration.points < 1:
+        problems.append(f"registration.points must be at least 1, got "
+                        f"{config.registration.points}")
     if config.time_limit <= 0:
         problems.append("time_limit must be > 0 seconds")
     if problems:

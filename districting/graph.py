@@ -50,6 +50,7 @@ class SettlementGraph:
     lengths: np.ndarray
     edge_kind: np.ndarray
     cut_by_barrier: int = 0
+    cut_by_detour: int = 0
     components: list[ComponentNote] = field(default_factory=list)
 
     @property
@@ -162,6 +163,20 @@ def _barrier_cuts(
     return cut
 
 
+def _detour_cuts(
+    coords: np.ndarray,
+    edges: np.ndarray,
+    network: StreetNetwork,
+    *,
+    max_detour: float,
+    slack_m: float,
+) -> np.ndarray:
+    """True for each edge whose walk along the streets is a long detour (or impossible)."""
+    straight = np.linalg.norm(coords[edges[:, 0]] - coords[edges[:, 1]], axis=1)
+    walk = network.walking_distances(coords[edges[:, 0]], coords[edges[:, 1]])
+    return np.asarray(walk > max_detour * straight + slack_m)
+
+
 def _bridge_components(
     n: int,
     edges: np.ndarray,
@@ -219,12 +234,17 @@ def build_settlement_graph(
     crossings: np.ndarray,
     crossing_radius_m: float,
     network: StreetNetwork | None = None,
+    max_detour: float | None = None,
+    detour_slack_m: float = 150.0,
 ) -> SettlementGraph:
     """Tiles and adjacency for the units of one settlement (see the module docstring).
 
     With a street ``network``, each edge's length is the walking distance along the
     streets (access legs included); otherwise, and where the network does not join
-    the two units, it is the straight-line distance.
+    the two units, it is the straight-line distance. With ``max_detour`` as well, an
+    edge is also cut when the walk along the streets is longer than ``max_detour`` times
+    the straight line plus ``detour_slack_m`` (a fence, a motorway or an unmapped
+    barrier in between): units are adjacent only where people can walk between them.
     """
     points = spread_duplicate_points(points)
     coords = shapely.get_coordinates(points)
@@ -233,6 +253,11 @@ def build_settlement_graph(
     if len(candidates):
         candidates = candidates[_shared_border(tiles, candidates)]
     cut = _barrier_cuts(coords, candidates, barriers, crossings, crossing_radius_m)
+    detour_cut = np.zeros(len(candidates), dtype=bool)
+    if network is not None and max_detour is not None and len(candidates):
+        detour_cut = _detour_cuts(coords, candidates, network, max_detour=max_detour,
+                                  slack_m=detour_slack_m) & ~cut
+    cut |= detour_cut
     kept, removed = candidates[~cut], candidates[cut]
     labels, bridges = _bridge_components(len(points), kept, removed, coords)
     notes: list[ComponentNote] = []
@@ -268,7 +293,8 @@ def build_settlement_graph(
         edges=edges.astype(np.int64),
         lengths=np.round(lengths, 2),
         edge_kind=kinds,
-        cut_by_barrier=int(cut.sum()),
+        cut_by_barrier=int((cut & ~detour_cut).sum()),
+        cut_by_detour=int(detour_cut.sum()),
         components=notes,
     )
 

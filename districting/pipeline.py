@@ -106,6 +106,7 @@ def plan_register(
             polygons.geometry[polygons["settlement_id"] == code].iloc[0],
             barriers=barriers, crossings=crossings,
             crossing_radius_m=config.graph.crossing_radius_m, network=network,
+            max_detour=config.graph.max_detour, detour_slack_m=config.graph.detour_slack_m,
         )
         walk = walking_minutes(graph.nearest_walk(), units["households"].to_numpy()[positions],
                                norms=config.workload)
@@ -308,6 +309,7 @@ def build_summary(
             "registration_districts": int(mine["rd_code"].nunique()),
             "graph_edges": len(graph.edges),
             "edges_cut_by_barriers": graph.cut_by_barrier,
+            "edges_cut_by_detours": graph.cut_by_detour,
             "parts_bridged": [{"units": note.size, "residents": note.residents,
                                "action": note.action} for note in graph.components],
         })

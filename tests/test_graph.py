@@ -91,3 +91,17 @@ def test_with_a_street_network_edges_carry_walking_distances() -> None:
     assert (graph.lengths >= straight - 0.01).all()
     across = [i for i, (u, v) in enumerate(graph.edges.tolist()) if {u, v} == {0, 2}]
     assert across and graph.lengths[across[0]] == pytest.approx(10 + 400 + 100 + 400 + 10)
+
+
+def test_a_long_detour_on_the_streets_cuts_the_edge() -> None:
+    from test_network import river_town
+
+    # Units on both streets, far from the only bridge at x=500: no barrier layer at all.
+    points = shapely.points([(0, -10), (1000, -10), (0, 110), (1000, 110)])
+    polygon = shapely.box(-100, -100, 1100, 200)
+    plain = build(points, polygon, network=river_town())
+    strict = build(points, polygon, network=river_town(), max_detour=3.0, detour_slack_m=100.0)
+    assert strict.cut_by_detour > 0 and plain.cut_by_detour == 0
+    across = {frozenset(e) for e in strict.edges[strict.edge_kind == "adjacent"].tolist()}
+    assert frozenset((0, 2)) not in across and frozenset((1, 3)) not in across
+    assert frozenset((0, 2)) in {frozenset(e) for e in plain.edges.tolist()}
