@@ -77,6 +77,12 @@ class GraphNorms:
     ``max_detour`` (off by default) uses the street network to cut edges between
     units that cannot walk to each other without a detour longer than
     ``max_detour × straight line + detour_slack_m``.
+
+    ``contiguity`` is ``"tiles"`` (Voronoi cells of the unit points, clipped to the
+    settlement: for point registers and building footprints) or ``"rook"`` (the
+    units' own polygons, adjacent along a shared border: for registers of blocks or
+    parcels that tile the ground). Queen contiguity is not offered, because districts
+    joined only at a corner would not be one polygon on the map.
     """
 
     settlement_margin_m: float = 150.0
@@ -84,6 +90,7 @@ class GraphNorms:
     components: str = "separate"
     max_detour: float | None = None
     detour_slack_m: float = 150.0
+    contiguity: str = "tiles"
 
 
 @dataclass(frozen=True)
@@ -213,6 +220,12 @@ def _check_ranges(config: Config, source: str) -> None:
     if config.graph.components not in ("separate", "bridge"):
         problems.append(f"graph.components must be 'separate' or 'bridge', got "
                         f"{config.graph.components!r}")
+    if config.graph.contiguity == "queen":
+        problems.append("graph.contiguity 'queen' is not offered: districts joined only at a "
+                        "corner are not one polygon on the map; use 'rook'")
+    elif config.graph.contiguity not in ("tiles", "rook"):
+        problems.append(f"graph.contiguity must be 'tiles' or 'rook', got "
+                        f"{config.graph.contiguity!r}")
     detour = config.graph.max_detour
     if detour is not None and detour < 1:
         problems.append(f"graph.max_detour must be ≥ 1 (a ratio to the straight line), "

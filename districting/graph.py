@@ -114,6 +114,30 @@ def voronoi_tiles(points: np.ndarray, polygon: shapely.Geometry) -> np.ndarray:
     return tiles
 
 
+def polygon_tiles(
+    points: np.ndarray, footprints: np.ndarray, building_ids: np.ndarray
+) -> np.ndarray:
+    """Each unit's own polygon as its tile; sub-units of one building share it out."""
+    tiles = np.array(footprints, dtype=object)
+    ids = np.asarray(building_ids).astype(str)
+    _, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
+    for group in np.flatnonzero(counts > 1):
+        members = np.flatnonzero(inverse == group)
+        tiles[members] = voronoi_tiles(points[members], footprints[members[0]])
+    return tiles
+
+
+def polygon_contiguity(tiles: np.ndarray) -> np.ndarray:
+    """Pairs of tiles sharing a stretch of border (rook contiguity)."""
+    tree = shapely.STRtree(tiles)
+    left, right = tree.query(tiles, predicate="intersects")
+    keep = left < right
+    pairs = np.stack([left[keep], right[keep]], axis=1).astype(np.int64)
+    if len(pairs) == 0:
+        return pairs
+    return pairs[_shared_border(tiles, pairs)]
+
+
 def _delaunay_edges(coords: np.ndarray) -> np.ndarray:
     n = len(coords)
     if n < 2:
@@ -236,6 +260,9 @@ def build_settlement_graph(
     network: StreetNetwork | None = None,
     max_detour: float | None = None,
     detour_slack_m: float = 150.0,
+    contiguity: str = "tiles",
+    footprints: np.ndarray | None = None,
+    building_ids: np.ndarray | None = None,
 ) -> SettlementGraph:
     """Tiles and adjacency for the units of one settlement (see the module docstring).
 
@@ -245,13 +272,24 @@ def build_settlement_graph(
     edge is also cut when the walk along the streets is longer than ``max_detour`` times
     the straight line plus ``detour_slack_m`` (a fence, a motorway or an unmapped
     barrier in between): units are adjacent only where people can walk between them.
+
+    ``contiguity="rook"`` is for registers whose units are polygons that tile the
+    ground (blocks, parcels): each unit's tile is its own polygon (a split building's
+    polygon is shared out among its sub-units), and two units are adjacent when their
+    polygons share a stretch of border.
     """
     points = spread_duplicate_points(points)
     coords = shapely.get_coordinates(points)
-    tiles = voronoi_tiles(points, polygon)
-    candidates = _delaunay_edges(coords)
-    if len(candidates):
-        candidates = candidates[_shared_border(tiles, candidates)]
+    if contiguity == "tiles":
+        tiles = voronoi_tiles(points, polygon)
+        candidates = _delaunay_edges(coords)
+        if len(candidates):
+            candidates = candidates[_shared_border(tiles, candidates)]
+    else:
+        if footprints is None or building_ids is None:
+            raise ValueError("rook contiguity needs the units' footprints")
+        tiles = polygon_tiles(points, footprints, building_ids)
+        candidates = polygon_contiguity(tiles)
     cut = _barrier_cuts(coords, candidates, barriers, crossings, crossing_radius_m)
     detour_cut = np.zeros(len(candidates), dtype=bool)
     if network is not None and max_detour is not None and len(candidates):

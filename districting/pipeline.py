@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from districting import __version__
 from districting.config import Config
-from districting.errors import PlanCheckError, Problem
+from districting.errors import ConfigError, PlanCheckError, Problem
 from districting.graph import SettlementGraph, barrier_geometries, build_settlement_graph
 from districting.hierarchy import SettlementPlan, plan_settlement
 from districting.layers import LAYER_FIELDS, PlanLayers
@@ -48,6 +48,20 @@ def _optional_layer(raw: RawRegister, name: str) -> gpd.GeoDataFrame | None:
     if name not in layers:
         return None
     return gpd.read_file(raw.source, layer=name, engine="pyogrio")
+
+
+def _require_polygons(units: gpd.GeoDataFrame, *, config: Config) -> None:
+    """Rook contiguity needs every unit to be a polygon."""
+    if config.graph.contiguity == "tiles":
+        return
+    kinds = shapely.get_type_id(units["footprint"].to_numpy())
+    points = np.flatnonzero(~np.isin(kinds, (3, 6)))
+    if len(points):
+        first = units["building_id"].iloc[points[0]]
+        raise ConfigError(
+            f"graph.contiguity '{config.graph.contiguity}' needs polygon buildings, but "
+            f"{len(points)} are points (first: building_id {first}); use 'tiles'"
+        )
 
 
 def _street_network(raw: RawRegister, crs: object) -> StreetNetwork | None:
@@ -84,6 +98,7 @@ def plan_register(
     """Plan a validated register: every stage after validation, ending in checked layers."""
     started = time.monotonic()
     units = units_from_register(raw, config=config)
+    _require_polygons(units, config=config)
     polygons = settlement_polygons(units, raw.settlements,
                                    margin_m=config.graph.settlement_margin_m)
     barriers, crossings = barrier_geometries(
@@ -107,7 +122,13 @@ def plan_register(
             barriers=barriers, crossings=crossings,
             crossing_radius_m=config.graph.crossing_radius_m, network=network,
             max_detour=config.graph.max_detour, detour_slack_m=config.graph.detour_slack_m,
+            contiguity=config.graph.contiguity,
+            footprints=units["footprint"].to_numpy()[positions],
+            building_ids=units["building_id"].to_numpy()[positions],
         )
+        if config.graph.contiguity != "tiles":  # the settlement is what its units cover
+            polygons.loc[polygons["settlement_id"] == code, "geometry"] = shapely.union_all(
+                graph.tiles)
         walk = walking_minutes(graph.nearest_walk(), units["households"].to_numpy()[positions],
                                norms=config.workload)
         units.loc[units.index[positions], "walk_min"] = walk

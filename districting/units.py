@@ -61,12 +61,14 @@ def units_from_register(raw: RawRegister, *, config: Config) -> gpd.GeoDataFrame
     units["workload"] = unit_workload(units, norms=config.workload)
     units["dwelling_from"] = 0
     units["dwelling_to"] = 0
-    points = shapely.point_on_surface(projected.geometry.to_numpy())
+    footprints = shapely.make_valid(projected.geometry.to_numpy())
+    points = shapely.point_on_surface(footprints)
+    units["footprint"] = footprints
     result = gpd.GeoDataFrame(units, geometry=points, crs=crs)
     target = district_target(workload=config.workload, counting=config.counting)
     ceiling = target * (1 + config.counting.tolerance)
     result = split_oversized(result, ceiling=ceiling, target=target, config=config)
-    return result[[*UNIT_COLUMNS, "geometry"]].reset_index(drop=True)
+    return result[[*UNIT_COLUMNS, "footprint", "geometry"]].reset_index(drop=True)
 
 
 def _shares(total: int, parts: int) -> list[int]:
@@ -86,7 +88,7 @@ def split_oversized(
     households are shared out in proportion. Sub-units keep the building's
     ``building_id``, get ``unit_id`` ``<building_id>/<n>``, and sit on a 1 m circle
     around the building's point, so their tiles meet in the middle and they stay
-    adjacent in the unit graph.
+    adjacent in the unit graph. They keep the building's ``footprint``.
     """
     heavy = np.flatnonzero(units["workload"].to_numpy() > ceiling + 1e-9)
     splittable = [i for i in heavy if int(units["dwellings"].iloc[i]) >= 2]
