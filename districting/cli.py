@@ -33,6 +33,15 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted; no output was written", err=True)
             sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:
+            if ctx.params.get("verbose", 0) > 1:
+                raise
+            click.echo(f"internal error: {type(exc).__name__}: {exc}. This is a bug in "
+                       "districting, not in your data; no output was written. Run again with "
+                       "-vv to see the traceback, and please report it.", err=True)
+            sys.exit(3)
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:

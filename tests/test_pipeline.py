@@ -133,3 +133,18 @@ def test_demo_reproduces_the_seed_staffing(tmp_path: Path) -> None:
     assert (out / "register.gpkg").is_file()
     report = check_plan(out)
     assert report.ok, [str(v) for v in report.violations]
+
+
+def test_an_internal_error_is_one_message_not_a_traceback(
+    register_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr("districting.pipeline.plan_register", broken)
+    result = CliRunner().invoke(main, ["-q", "plan", str(register_file), "--out",
+                                       str(tmp_path / "plan")])
+    assert result.exit_code == 3
+    assert "internal error: ZeroDivisionError: boom" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "plan").exists()
