@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 CORE   := $(VENV)/.core-installed
 DEV    := $(VENV)/.dev-installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-exact clean
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
@@ -37,6 +37,11 @@ lint: $(DEV)
 ## bench: benchmarks (speed is measured here, never in unit tests)
 bench: $(DEV)
 	$(PY) benchmarks/demo.py
+	$(PY) benchmarks/osm_import.py
+
+## bench-exact: the exact core against every published optimum (up to 300 s each)
+bench-exact: $(DEV)
+	$(PY) benchmarks/exact.py --time-limit 300
 
 clean:
 	rm -rf $(VENV) outputs/baikonur-2021 .pytest_cache .mypy_cache .ruff_cache

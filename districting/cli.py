@@ -228,6 +228,58 @@ def demo(obj: dict[str, Any], out: Path, seed: int, config_path: Path | None) ->
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+@main.command("partition")
+@click.argument("graph_file", type=click.Path(path_type=Path))
+@click.option("--weight", required=True, help="Node attribute to bound (e.g. TOTPOP).")
+@click.option("-k", "k", type=int, required=True, help="Number of parts.")
+@click.option("--lower", type=float, required=True, help="Least weight of a part.")
+@click.option("--upper", type=float, required=True, help="Most weight of a part.")
+@click.option("--objective", type=click.Choice(["cut-edges", "inertia", "travel"]),
+              default="cut-edges", show_default=True, help="What to minimise.")
+@click.option("--method", type=click.Choice(["ilp", "heuristic", "auto"]), default="auto",
+              show_default=True, help="Exact model, heuristic, or by size.")
+@click.option("--solver", type=click.Choice(["highs", "cbc"]), default="highs",
+              show_default=True, help="MIP solver for the exact model.")
+@click.option("--time-limit", type=float, default=300.0, show_default=True,
+              help="Seconds for the whole run.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Heuristic seed.")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="RESULT.json to write.")
+def partition_command(graph_file: Path, weight: str, k: int, lower: float, upper: float,
+                      objective: str, method: str, solver: str, time_limit: float, seed: int,
+                      out: Path) -> None:
+    """Partition a graph into K connected parts with weights in [LOWER, UPPER].
+
+    GRAPH_FILE is networkx adjacency JSON (optionally .gz), GeoPackage/GeoJSON polygons
+    (rook adjacency) or a plan.gpkg (its units and unit_adjacency layers).
+    """
+    import json
+    import os
+
+    from districting.partition.api import partition
+    from districting.partition.graphs import read_graph
+
+    if time_limit <= 0:
+        raise click.BadParameter("must be positive", param_hint="--time-limit")
+    graph = read_graph(graph_file)
+    plan = partition(graph, k, weight=weight, lower=lower, upper=upper,
+                     objective=objective.replace("-", "_"), method=method,
+                     time_limit=time_limit, seed=seed, solver=solver)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(f".{out.name}.tmp")
+    temporary.write_text(json.dumps(plan.to_json(), indent=1) + "\n", encoding="utf-8")
+    os.replace(temporary, out)
+    if plan.status == "infeasible":
+        click.echo(f"infeasible: {'; '.join(plan.log) or 'no partition meets the bounds'} "
+                   f"(wrote {out})", err=True)
+        return
+    gap = "" if plan.gap is None else f", gap {plan.gap:.2%}"
+    bound = "" if plan.bound is None else f", bound {plan.bound:g}"
+    objective_text = "none" if plan.objective is None else f"{plan.objective:g}"
+    click.echo(f"{plan.status}: {objective_text} cut edges{bound}{gap} in {plan.seconds:.1f} s "
+               f"({plan.method}, {plan.solver}); wrote {out}")
+
+
 @main.command()
 @click.argument("plan_dir", type=click.Path(path_type=Path))
 def check(plan_dir: Path) -> None:

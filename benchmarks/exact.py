@@ -1,0 +1,76 @@
+"""B1: the exact core against the proven optima of ../shared/data/graphs/optima.csv.
+
+For each instance: objective, bound, gap, seconds, the published optimum and seconds,
+and an independent check of the plan. An objective below the published optimum is a
+bug and is flagged. Usage: ``python benchmarks/exact.py [--time-limit S] [--only NAME]``.
+Writes benchmarks/results/exact.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+from pathlib import Path
+
+from districting.partition.api import partition, verify_assignment
+from districting.partition.graphs import read_graph
+
+ROOT = Path(__file__).resolve().parents[1]
+GRAPHS = ROOT.parent / "shared" / "data" / "graphs"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--time-limit", type=float, default=300.0)
+    parser.add_argument("--only", default="", help="substring of the file names to run")
+    parser.add_argument("--solver", default="highs", choices=["highs", "cbc"])
+    args = parser.parse_args()
+    if not GRAPHS.exists():
+        print(f"{GRAPHS} is absent; nothing to measure")
+        return
+    with (GRAPHS / "optima.csv").open(encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if args.only in r["file"]]
+    print(f"machine: {os.cpu_count()} cores; time limit {args.time_limit:.0f} s per instance; "
+          f"solver {args.solver}")
+    header = (f"{'instance':28} {'n':>4} {'k':>2} {'status':>10} {'obj':>5} {'bound':>7} "
+              f"{'gap':>7} {'sec':>7} {'opt':>4} {'pub s':>7} check")
+    print(header)
+    results = []
+    for row in rows:
+        graph = read_graph(GRAPHS / row["file"])
+        k, lower, upper = int(row["k"]), float(row["lower"]), float(row["upper"])
+        plan = partition(graph, k, weight="TOTPOP", lower=lower, upper=upper, method="ilp",
+                         time_limit=args.time_limit, solver=args.solver)
+        problems = (verify_assignment(graph, plan.assignment, k=k, weight="TOTPOP",
+                                      lower=lower, upper=upper) if plan.assignment else [])
+        optimum = int(row["optimal_cut_edges"])
+        below = plan.objective is not None and plan.objective < optimum
+        check = "BUG: below optimum" if below else ("ok" if not problems else "; ".join(problems))
+        if not plan.assignment:
+            check = "no plan"
+        record = {
+            "instance": row["file"], "nodes": graph.number_of_nodes(), "k": k,
+            "status": plan.status, "objective": plan.objective, "bound": plan.bound,
+            "gap": plan.gap, "seconds": round(plan.seconds, 2), "published_optimum": optimum,
+            "published_seconds": float(row["best_published_seconds"]), "check": check,
+            "rounds": len(plan.log),
+        }
+        results.append(record)
+        bound = "-" if plan.bound is None else f"{plan.bound:.1f}"
+        gap = "-" if plan.gap is None else f"{plan.gap:.1%}"
+        objective = "-" if plan.objective is None else f"{plan.objective:g}"
+        print(f"{row['file']:28} {record['nodes']:>4} {k:>2} {plan.status:>10} {objective:>5} "
+              f"{bound:>7} {gap:>7} {plan.seconds:>7.1f} {optimum:>4} "
+              f"{record['published_seconds']:>7.2f} {check}", flush=True)
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "exact.json").write_text(json.dumps({"machine": {"nproc": os.cpu_count()},
+                                                "time_limit": args.time_limit,
+                                                "results": results}, indent=2) + "\n",
+                                    encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""The partition API: a graph, k, weight bounds and an objective in; a verified Plan out."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import scipy.sparse as sp
+
+from districting.errors import PartitionError
+from districting.partition import cut_edges, partition_graph
+from districting.partition.exact import SOLVERS, solve_cut_edges
+
+logger = logging.getLogger(__name__)
+
+OBJECTIVES = ("cut_edges",)
+METHODS = ("ilp", "heuristic", "auto")
+#: ``method="auto"`` uses the exact model up to this many nodes.
+AUTO_EXACT_NODES = 200
+
+
+@dataclass
+class Plan:
+    """A partition and what is known of its quality.
+
+    ``status`` is ``optimal`` (proven), ``feasible`` (valid, optimality not proven),
+    ``infeasible`` (proven: no partition meets the bounds) or ``time_limit`` (the
+    limit came first; ``assignment`` is the best valid plan found, or empty).
+    ``gap`` is ``(objective − bound) / objective`` where a bound is known.
+    """
+
+    assignment: dict[str, int]
+    objective: float | None
+    bound: float | None
+    gap: float | None
+    status: str
+    seconds: float
+    method: str
+    solver: str
+    log: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The RESULT.json record."""
+        return {
+            "status": self.status, "objective": self.objective, "bound": self.bound,
+            "gap": self.gap, "seconds": round(self.seconds, 3), "method": self.method,
+            "solver": self.solver, "assignment": self.assignment, "log": self.log,
+        }
+
+
+def _arrays(graph: nx.Graph, weight: str) -> tuple[list[Any], np.ndarray, np.ndarray]:
+    nodes = sorted(graph.nodes, key=str)
+    index = {node: i for i, node in enumerate(nodes)}
+    missing = [str(n) for n in nodes if weight not in graph.nodes[n]]
+    if missing:
+        known = sorted({key for n in nodes[:50] for key in graph.nodes[n]})
+        raise PartitionError(
+            f"{len(missing)} node(s) have no weight '{weight}' (first: {missing[0]}); "
+            f"node attributes include: {', '.join(map(str, known[:12]))}"
+        )
+    try:
+        weights = np.array([float(graph.nodes[n][weight]) for n in nodes])
+    except (TypeError, ValueError):
+        raise PartitionError(f"node weight '{weight}' must be numeric") from None
+    edges = np.array(sorted({tuple(sorted((index[u], index[v]))) for u, v in graph.edges
+                             if u != v}), dtype=np.int64).reshape(-1, 2)
+    return nodes, weights, edges
+
+
+def verify_assignment(
+    graph: nx.Graph, assignment: dict[str, int], *, k: int, weight: str,
+    lower: float, upper: float,
+) -> list[str]:
+    """Every violation of the plan's invariants, checked from scratch on the graph."""
+    problems = []
+    names = {str(n): n for n in graph.nodes}
+    if set(assignment) != set(names):
+        problems.append(f"{len(set(names) - set(assignment))} node(s) unassigned, "
+                        f"{len(set(assignment) - set(names))} unknown")
+        return problems
+    parts = sorted(set(assignment.values()))
+    if parts != list(range(k)):
+        problems.append(f"parts are {parts[:10]}, expected 0..{k - 1}")
+    for part in range(k):
+        members = [names[n] for n, d in assignment.items() if d == part]
+        total = sum(float(graph.nodes[m][weight]) for m in members)
+        if not lower - 1e-6 <= total <= upper + 1e-6:
+            problems.append(f"part {part} weighs {total:g}, outside [{lower:g}, {upper:g}]")
+        if members and not nx.is_connected(graph.subgraph(members)):
+            problems.append(f"part {part} is not connected")
+    return problems
+
+
+def partition(
+    graph: nx.Graph,
+    k: int,
+    *,
+    weight: str,
+    lower: float,
+    upper: float,
+    objective: str = "cut_edges",
+    method: str = "auto",
+    time_limit: float = 60.0,
+    seed: int = 0,
+    solver: str = "highs",
+) -> Plan:
+    """Partition ``graph`` into ``k`` connected parts whose ``weight`` lies in ``[lower, upper]``.
+
+    ``method="ilp"`` proves optimality when it can, ``"heuristic"`` is fast and
+    scales, ``"auto"`` uses the exact model up to :data:`AUTO_EXACT_NODES` nodes and
+    the heuristic beyond. A returned plan with status ``optimal``, ``feasible`` or
+    ``time_limit`` and a non-empty assignment has passed :func:`verify_assignment`.
+    """
+    if objective not in OBJECTIVES:
+        raise PartitionError(f"objective '{objective}' is not implemented yet "
+                             f"(available: {', '.join(OBJECTIVES)})")
+    if method not in METHODS:
+        raise PartitionError(f"method must be one of {', '.join(METHODS)}, got '{method}'")
+    if solver not in SOLVERS:
+        raise PartitionError(f"solver must be one of {', '.join(SOLVERS)}, got '{solver}'")
+    if graph.number_of_nodes() == 0:
+        raise PartitionError("the graph has no nodes")
+    if not 1 <= k <= graph.number_of_nodes():
+        raise PartitionError(f"k={k} parts requested for a graph of "
+                             f"{graph.number_of_nodes()} nodes")
+    if lower > upper:
+        raise PartitionError(f"lower bound {lower:g} is above the upper bound {upper:g}")
+    start = time.monotonic()
+    nodes, weights, edges = _arrays(graph, weight)
+    n = len(nodes)
+    if not nx.is_connected(graph):
+        raise PartitionError(f"the graph has {nx.number_connected_components(graph)} "
+                             "separate parts; every part must be connected")
+    total = float(weights.sum())
+    if total < k * lower - 1e-9 or total > k * upper + 1e-9:
+        plan = Plan({}, None, None, None, "infeasible", time.monotonic() - start, method,
+                    "-", [f"total weight {total:g} cannot make {k} parts within "
+                          f"[{lower:g}, {upper:g}]"])
+        return plan
+    use_exact = method == "ilp" or (method == "auto" and n <= AUTO_EXACT_NODES)
+    if use_exact:
+        result = solve_cut_edges(n, edges, weights, k=k, lower=lower, upper=upper,
+                                 time_limit=time_limit, solver=solver)
+        if result.status == "infeasible":
+            return Plan({}, None, None, None, "infeasible", time.monotonic() - start, "ilp",
+                        solver, result.log)
+        if result.labels is not None:
+            labels, status, used, used_solver = result.labels, result.status, "ilp", solver
+            bound = result.bound
+            log = result.log
+        else:  # the time limit came first: fall back to the heuristic, keep the bound
+            labels, ok = _heuristic(edges, weights, n, k, lower, upper, seed, time_limit)
+            status, used, used_solver = "time_limit", "ilp+heuristic", solver
+            bound = result.bound
+            log = [*result.log, "no connected ILP solution in time; heuristic plan returned"]
+            if not ok:
+                labels = None
+    else:
+        labels, ok = _heuristic(edges, weights, n, k, lower, upper, seed, time_limit)
+        status = "feasible" if ok else "time_limit"
+        used, used_solver, bound, log = "heuristic", "tree-bisection", None, []
+        if not ok:
+            labels = None
+            log.append("the heuristic found no partition within the bounds")
+    if labels is None:
+        return Plan({}, None, bound, None, status, time.monotonic() - start, used, used_solver,
+                    log)
+    assignment = {str(node): int(labels[i]) for i, node in enumerate(nodes)}
+    problems = verify_assignment(graph, assignment, k=k, weight=weight, lower=lower,
+                                 upper=upper)
+    if problems:
+        raise PartitionError("internal check failed: " + "; ".join(problems))
+    adjacency = sp.csr_matrix((np.ones(2 * len(edges)),
+                               (np.r_[edges[:, 0], edges[:, 1]], np.r_[edges[:, 1], edges[:, 0]])),
+                              shape=(n, n))
+    value = float(cut_edges(adjacency, labels))
+    gap = None
+    if bound is not None:
+        gap = 0.0 if value <= 0 else max(0.0, (value - bound) / value)
+        if status == "optimal":
+            gap = 0.0
+    return Plan(assignment, value, bound, None if gap is None else round(gap, 6), status,
+                time.monotonic() - start, used, used_solver, log)
+
+
+def _heuristic(
+    edges: np.ndarray, weights: np.ndarray, n: int, k: int, lower: float, upper: float,
+    seed: int, time_limit: float,
+) -> tuple[np.ndarray, bool]:
+    adjacency = sp.csr_matrix((np.ones(2 * len(edges)),
+                               (np.r_[edges[:, 0], edges[:, 1]], np.r_[edges[:, 1], edges[:, 0]])),
+                              shape=(n, n))
+    result = partition_graph(adjacency, weights, k=k, lower=lower, upper=upper, seed=seed,
+                             time_limit=time_limit)
+    return result.labels, result.status == "within_bounds"
