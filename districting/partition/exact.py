@@ -8,8 +8,9 @@ piece cut off from its district an a,b-separator inequality is added
 it is solved again. A solve of a model with only some of these inequalities is a
 relaxation, so its bound stays a valid lower bound on the connected optimum.
 
-Symmetry between district labels is broken by letting node ``i`` (in a fixed order)
-take only labels ``0 … i``.
+Symmetry between district labels is broken completely: labels appear in the order of
+their first node, so node ``i`` may take label ``d`` only if an earlier node holds
+label ``d − 1``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,19 @@ class ExactResult:
     rounds: int
     cuts: int
     log: list[str] = field(default_factory=list)
+
+
+def _search_order(n: int, edges: np.ndarray) -> np.ndarray:
+    """Breadth-first order from a peripheral node (the far end of a BFS from node 0)."""
+    graph = nx.Graph()
+    graph.add_nodes_from(range(n))
+    graph.add_edges_from(map(tuple, edges.tolist()))
+    if n == 0 or not nx.is_connected(graph):
+        return np.arange(n)
+    far = max(nx.single_source_shortest_path_length(graph, 0).items(),
+              key=lambda item: (item[1], -item[0]))[0]
+    order = [far, *(v for _, v in nx.bfs_edges(graph, far, sort_neighbors=sorted))]
+    return np.array(order, dtype=np.int64)
 
 
 def _solver(name: str, time_limit: float) -> pulp.LpSolver:
@@ -71,12 +85,25 @@ def solve_cut_edges(
     upper: float,
     time_limit: float,
     solver: str = "highs",
+    _ordered: bool = False,
 ) -> ExactResult:
     """Minimum cut edges over partitions of ``0..n-1`` into ``k`` connected parts in bounds.
 
-    ``edges`` holds one row ``(u, v)`` per undirected edge.
+    ``edges`` holds one row ``(u, v)`` per undirected edge. Nodes are first renumbered
+    in breadth-first order from a peripheral node, so that the labels' first nodes,
+    which the symmetry breaking relies on, lie next to each other.
     """
     start = time.monotonic()
+    order = np.arange(n) if _ordered else _search_order(n, edges)
+    if not np.array_equal(order, np.arange(n)):
+        position = np.empty(n, dtype=np.int64)
+        position[order] = np.arange(n)
+        inner = solve_cut_edges(n, position[edges], weights[order], k=k, lower=lower,
+                                upper=upper, time_limit=time_limit, solver=solver,
+                                _ordered=True)
+        if inner.labels is not None:
+            inner.labels = inner.labels[position]
+        return inner
     problem = pulp.LpProblem("districting_cut_edges", pulp.LpMinimize)
     x = {(i, d): pulp.LpVariable(f"x_{i}_{d}", cat="Binary")
          for i in range(n) for d in range(min(i + 1, k))}
@@ -85,6 +112,11 @@ def solve_cut_edges(
     problem += pulp.lpSum(cut.values())
     for i in range(n):
         problem += pulp.lpSum(x[i, d] for d in range(min(i + 1, k))) == 1
+    # Labels appear in order of their first node: node i may open label d only if an
+    # earlier node already holds label d − 1 (this removes all k! relabellings).
+    for d in range(1, k):
+        for i in range(d, n):
+            problem += x[i, d] <= pulp.lpSum(x[j, d - 1] for j in range(d - 1, i))
     for d in range(k):
         size = pulp.lpSum(float(weights[i]) * x[i, d] for i in range(d, n))
         problem += size >= lower
