@@ -15,9 +15,14 @@ label ``d − 1``.
 
 from __future__ import annotations
 
+import io
 import logging
 import math
+import os
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -62,6 +67,25 @@ def _solver(name: str, time_limit: float) -> pulp.LpSolver:
         return pulp.PULP_CBC_CMD(msg=False, timeLimit=max(1, math.ceil(time_limit)),
                                  threads=2)
     raise ValueError(f"unknown solver {name!r} (choose from {', '.join(SOLVERS)})")
+
+
+@contextmanager
+def _native_output_silenced() -> Iterator[None]:
+    """Keep the solver library's banner off the terminal (it writes to file descriptor 1)."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(descriptor)
+    try:
+        with open(os.devnull, "w", encoding="utf-8") as devnull:
+            os.dup2(devnull.fileno(), descriptor)
+            yield
+    finally:
+        os.dup2(saved, descriptor)
+        os.close(saved)
 
 
 def _dual_bound(problem: pulp.LpProblem, solver: str) -> float | None:
@@ -139,7 +163,8 @@ def solve_cut_edges(
         if left <= 0:
             log.append(f"round {rounds}: no time left")
             return ExactResult(None, None, bound, "time_limit", rounds, cuts, log)
-        problem.solve(_solver(solver, left))
+        with _native_output_silenced():
+            problem.solve(_solver(solver, left))
         status = pulp.LpStatus[problem.status]
         round_bound = _dual_bound(problem, solver)
         if status == "Infeasible":
