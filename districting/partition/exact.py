@@ -32,6 +32,8 @@ import pulp
 logger = logging.getLogger(__name__)
 
 SOLVERS = ("highs", "cbc")
+#: At most this many "too far apart to share a district" rows are added to the model.
+MAX_CONFLICT_ROWS = 200_000
 
 
 @dataclass
@@ -58,6 +60,25 @@ def _search_order(n: int, edges: np.ndarray) -> np.ndarray:
               key=lambda item: (item[1], -item[0]))[0]
     order = [far, *(v for _, v in nx.bfs_edges(graph, far, sort_neighbors=sorted))]
     return np.array(order, dtype=np.int64)
+
+
+def _conflicts(n: int, edges: np.ndarray, weights: np.ndarray, upper: float) -> np.ndarray:
+    """Pairs ``i < j`` that no connected part within ``upper`` can hold together.
+
+    A connected part holding both contains a path between them, so it weighs at least
+    the lightest such path (counting node weights); above ``upper`` they must differ.
+    """
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import dijkstra
+
+    if n == 0 or len(edges) == 0:
+        return np.empty((0, 2), dtype=np.int64)
+    rows = np.r_[edges[:, 0], edges[:, 1]]
+    cols = np.r_[edges[:, 1], edges[:, 0]]
+    arcs = csr_matrix((weights[cols] + 1e-9, (rows, cols)), shape=(n, n))
+    lightest = dijkstra(arcs, directed=True) + weights[:, None]
+    i, j = np.nonzero(np.triu(lightest > upper + 1e-6, k=1))
+    return np.stack([i, j], axis=1).astype(np.int64)
 
 
 def _solver(name: str, time_limit: float) -> pulp.LpSolver:
@@ -150,6 +171,12 @@ def solve_cut_edges(
             xu, xv = x.get((u, d), 0), x.get((v, d), 0)
             problem += var >= xu - xv
             problem += var >= xv - xu
+    conflicts = _conflicts(n, edges, weights, upper)
+    if len(conflicts) * k <= MAX_CONFLICT_ROWS:
+        for i, j in conflicts:
+            for d in range(min(i + 1, k)):
+                if (j, d) in x:
+                    problem += x[i, d] + x[j, d] <= 1
     adjacency: list[list[int]] = [[] for _ in range(n)]
     for u, v in cut:
         adjacency[u].append(v)
