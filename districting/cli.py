@@ -158,9 +158,13 @@ def _plan_and_write(
 ) -> None:
     from districting.config import load_config
     from districting.outputs.bundle import write_plan
+    from districting.outputs.writer import check_output_folder
     from districting.pipeline import plan_from_file
 
     started = time.monotonic()
+    inputs = tuple(p for p in (register, config_path, settlements)
+                   if p is not None and p not in (extra_files or {}).values())
+    check_output_folder(out, inputs)  # before planning: refuse early, lose nothing
     config = load_config(config_path)
     result, problems = plan_from_file(register, config=config, seed=seed,
                                       settlements=settlements, progress=not quiet)
@@ -169,7 +173,7 @@ def _plan_and_write(
         logger.warning("the register has %d warning(s); run 'districting validate' to list them",
                        len(warnings))
     title = f"{config.name}: census districts"
-    write_plan(result, out, title=title, lang=lang, extra_files=extra_files)
+    write_plan(result, out, title=title, lang=lang, extra_files=extra_files, inputs=inputs)
     counts = result.summary["counts"]
     spread = result.summary["workload"]
     click.echo(

@@ -96,6 +96,7 @@ def test_a_failed_write_leaves_the_previous_plan_untouched(
 ) -> None:
     out = tmp_path / "plan"
     out.mkdir()
+    (out / "plan.gpkg").write_bytes(b"an earlier plan")
     (out / "marker.txt").write_text("previous plan", encoding="utf-8")
 
     def broken_map(*args: object, **kwargs: object) -> None:
@@ -106,7 +107,7 @@ def test_a_failed_write_leaves_the_previous_plan_untouched(
                                        str(config_file), "--out", str(out)])
     assert result.exit_code != 0
     assert (out / "marker.txt").read_text(encoding="utf-8") == "previous plan"
-    assert not (out / "plan.gpkg").exists()
+    assert (out / "plan.gpkg").read_bytes() == b"an earlier plan"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".plan")] == []
 
 
@@ -148,3 +149,25 @@ def test_an_internal_error_is_one_message_not_a_traceback(
     assert "internal error: ZeroDivisionError: boom" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "plan").exists()
+
+
+@pytest.mark.parametrize("where", ["inputs inside", "not a plan", "working directory"])
+def test_an_output_folder_that_would_lose_files_is_refused(
+    register_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    register = folder / "register.gpkg"
+    register.write_bytes(register_file.read_bytes())
+    if where == "not a plan":
+        (folder / "notes.txt").write_text("keep me", encoding="utf-8")
+        register = register_file
+    if where == "working directory":
+        monkeypatch.chdir(folder)
+        register = register_file
+    result = CliRunner().invoke(main, ["-q", "plan", str(register), "--out", str(folder)])
+    assert result.exit_code == 1, result.output
+    assert "error:" in result.output and "Traceback" not in result.output
+    assert (folder / "register.gpkg").is_file()
+    if where == "not a plan":
+        assert (folder / "notes.txt").read_text(encoding="utf-8") == "keep me"

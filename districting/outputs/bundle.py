@@ -24,14 +24,16 @@ def write_plan(
     title: str,
     lang: str = "ru",
     extra_files: dict[str, Path] | None = None,
+    inputs: tuple[Path, ...] = (),
 ) -> Path:
     """Write ``plan.gpkg``, ``summary.json``, ``map.html``, ``staffing.csv`` and ``sheets/``.
 
     Everything is built in a temporary folder that replaces ``out_dir`` only once
-    all files are complete.
+    all files are complete. ``inputs`` (the register, the config) must not lie
+    inside ``out_dir``: replacing it would delete them.
     """
     out_dir = Path(out_dir)
-    with atomic_directory(out_dir) as staging:
+    with atomic_directory(out_dir, protect=inputs) as staging:
         write_geopackage(result.layers, staging / "plan.gpkg")
         staffing_table(result.layers).to_csv(staging / "staffing.csv", index=False,
                                              encoding="utf-8")

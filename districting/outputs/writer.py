@@ -45,21 +45,48 @@ def write_json(data: object, path: Path) -> None:
     path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
+def check_output_folder(target: Path, protect: tuple[Path, ...] = ()) -> None:
+    """Stop before an output folder that would destroy files that are not a plan."""
+    target = Path(target).resolve()
+    for path in protect:
+        resolved = Path(path).resolve()
+        if resolved == target or target in resolved.parents:
+            raise InputFileError(
+                f"output folder {target} holds the input {path}; choose another folder"
+            )
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise InputFileError(f"output path {target} exists and is not a folder")
+    cwd = Path.cwd().resolve()
+    if cwd == target or target in cwd.parents:
+        raise InputFileError(
+            f"output folder {target} holds the working directory; choose a new folder"
+        )
+    if any(target.iterdir()) and not (target / "plan.gpkg").is_file():
+        raise InputFileError(
+            f"output folder {target} exists and is not an earlier plan (no plan.gpkg); "
+            "choose a new or empty folder so that nothing in it is lost"
+        )
+
+
 @contextmanager
-def atomic_directory(target: Path) -> Iterator[Path]:
+def atomic_directory(target: Path, *, protect: tuple[Path, ...] = ()) -> Iterator[Path]:
     """Yield a temporary folder beside ``target``; on success it replaces ``target``.
 
     If the body raises, the temporary folder is removed and ``target`` is untouched,
-    so a crash never leaves a half-written plan that looks complete.
+    so a crash never leaves a half-written plan that looks complete. An existing
+    ``target`` is replaced only if it is empty or an earlier plan (it holds
+    ``plan.gpkg``), and never when it holds the working directory or any of the
+    ``protect`` paths (the inputs).
     """
-    target = Path(target)
+    target = Path(target).resolve()
     parent = target.parent
+    check_output_folder(target, protect)
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputFileError(f"cannot create output folder {parent}: {exc.strerror}") from None
-    if target.exists() and not target.is_dir():
-        raise InputFileError(f"output path {target} exists and is not a folder")
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
     try:
         yield staging
