@@ -68,6 +68,10 @@ def units_from_register(raw: RawRegister, *, config: Config) -> gpd.GeoDataFrame
     target = district_target(workload=config.workload, counting=config.counting)
     ceiling = target * (1 + config.counting.tolerance)
     result = split_oversized(result, ceiling=ceiling, target=target, config=config)
+    # Units at one point (two buildings geocoded alike) are moved a few centimetres apart
+    # here, so that the points written out are the ones their tiles were built around.
+    result = result.set_geometry(spread_duplicate_points(result.geometry.to_numpy()),
+                                 crs=crs)
     return result[[*UNIT_COLUMNS, "footprint", "geometry"]].reset_index(drop=True)
 
 

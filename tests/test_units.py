@@ -82,3 +82,22 @@ def test_a_heavy_building_with_one_dwelling_is_kept_whole(dwellings: int) -> Non
     assert (units["building_id"] == "B00055").sum() == 1
     assert np.isclose(units.loc[units["building_id"] == "B00055", "workload"].iloc[0],
                       400 * 0.7 * 22 * 1.15 + 5)
+
+
+def test_two_buildings_at_one_point_plan_and_check_out(tmp_path: Path) -> None:
+    frame = grid_buildings(settlement_id="431030100", name="Село", nx=6, ny=5, seed=9)
+    frame.loc[[7, 8], ["kind", "dwellings", "residents"]] = ["residential", 120, 300]
+    frame.loc[8, "geometry"] = frame.loc[7, "geometry"]  # geocoded to the same point
+    register = tmp_path / "register.gpkg"
+    frame.to_file(register, layer="buildings", engine="pyogrio")
+    out = tmp_path / "plan"
+    result = CliRunner().invoke(main, ["-q", "plan", str(register), "--config",
+                                       str(_norms(tmp_path)), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert check_plan(out).ok
+
+
+def _norms(tmp_path: Path) -> Path:
+    path = tmp_path / "norms.yaml"
+    path.write_text("counting: {hours_per_day: 1.0, tolerance: 0.3}\n", encoding="utf-8")
+    return path
