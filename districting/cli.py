@@ -238,8 +238,9 @@ def demo(obj: dict[str, Any], out: Path, seed: int, config_path: Path | None) ->
 @click.option("-k", "k", type=int, required=True, help="Number of parts.")
 @click.option("--lower", type=float, required=True, help="Least weight of a part.")
 @click.option("--upper", type=float, required=True, help="Most weight of a part.")
-@click.option("--objective", type=click.Choice(["cut-edges", "inertia", "travel"]),
-              default="cut-edges", show_default=True, help="What to minimise.")
+@click.option("--objective", type=click.Choice(["cut-edges"]), default="cut-edges",
+              show_default=True,
+              help="What to minimise (inertia and travel are not implemented yet).")
 @click.option("--method", type=click.Choice(["ilp", "heuristic", "auto"]), default="auto",
               show_default=True, help="Exact model, heuristic, or by size.")
 @click.option("--solver", type=click.Choice(["highs", "cbc"]), default="highs",

@@ -42,7 +42,7 @@ def test_ilp_reaches_the_published_optimum(shared_data: Path, name: str) -> None
     if heuristic.status == "feasible":
         assert heuristic.objective >= plan.objective
     else:
-        assert heuristic.status == "time_limit" and heuristic.assignment == {}
+        assert heuristic.status == "no_plan_found" and heuristic.assignment == {}
 
 
 def ladder(rungs: int) -> nx.Graph:
@@ -77,11 +77,15 @@ def test_cbc_solves_the_same_instance() -> None:
     ({"objective": "inertia"}, "not implemented yet"),
     ({"method": "magic"}, "method must be"),
     ({"weight": "missing"}, "no weight 'missing'"),
+    ({"weight": "negative"}, "finite number ≥ 0"),
 ])
 def test_bad_requests_are_clear_errors(kwargs: dict[str, str], message: str) -> None:
     options = {"weight": "pop", "lower": 1.0, "upper": 10.0, **kwargs}
+    graph = ladder(3)
+    nx.set_node_attributes(graph, {0: -3.0}, "negative")
+    nx.set_node_attributes(graph, {n: 1.0 for n in graph.nodes if n != 0}, "negative")
     with pytest.raises(PartitionError, match=message):
-        partition(ladder(3), 2, **options)  # type: ignore[arg-type]
+        partition(graph, 2, **options)  # type: ignore[arg-type]
 
 
 def test_cli_writes_result_json_and_reports_infeasible_with_exit_0(tmp_path: Path) -> None:

@@ -28,8 +28,9 @@ class Plan:
     """A partition and what is known of its quality.
 
     ``status`` is ``optimal`` (proven), ``feasible`` (valid, optimality not proven),
-    ``infeasible`` (proven: no partition meets the bounds) or ``time_limit`` (the
-    limit came first; ``assignment`` is the best valid plan found, or empty).
+    ``infeasible`` (proven: no partition meets the bounds), ``time_limit`` (the
+    limit came first; ``assignment`` is the best valid plan found, or empty) or
+    ``no_plan_found`` (the heuristic found none, and nothing is proven).
     ``gap`` is ``(objective − bound) / objective`` where a bound is known.
     """
 
@@ -66,6 +67,16 @@ def _arrays(graph: nx.Graph, weight: str) -> tuple[list[Any], np.ndarray, np.nda
         weights = np.array([float(graph.nodes[n][weight]) for n in nodes])
     except (TypeError, ValueError):
         raise PartitionError(f"node weight '{weight}' must be numeric") from None
+    bad = np.flatnonzero(~np.isfinite(weights) | (weights < 0))
+    if len(bad):
+        raise PartitionError(
+            f"node weight '{weight}' must be a finite number ≥ 0; {len(bad)} node(s) are not "
+            f"(first: node {nodes[bad[0]]} = {weights[bad[0]]})"
+        )
+    names = [str(n) for n in nodes]
+    if len(set(names)) != len(names):
+        raise PartitionError("two nodes have the same name as text (e.g. 1 and '1'); "
+                             "node ids must stay distinct as strings")
     edges = np.array(sorted({tuple(sorted((index[u], index[v]))) for u, v in graph.edges
                              if u != v}), dtype=np.int64).reshape(-1, 2)
     return nodes, weights, edges
@@ -161,11 +172,12 @@ def partition(
                 labels = None
     else:
         labels, ok = _heuristic(edges, weights, n, k, lower, upper, seed, time_limit)
-        status = "feasible" if ok else "time_limit"
+        status = "feasible" if ok else "no_plan_found"
         used, used_solver, bound, log = "heuristic", "tree-bisection", None, []
         if not ok:
             labels = None
-            log.append("the heuristic found no partition within the bounds")
+            log.append("the heuristic found no partition within the bounds (none is proven "
+                       "impossible; try --method ilp)")
     if labels is None:
         return Plan({}, None, bound, None, status, time.monotonic() - start, used, used_solver,
                     log)
