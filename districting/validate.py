@@ -97,7 +97,7 @@ def _check_ids(frame: pd.DataFrame, out: _Collector) -> None:
         if _is_blank(value):
             out.add("error", row, "building_id", "building_id is empty")
             continue
-        key = str(value)
+        key = str(value).strip()  # planning strips ids, so "A" and "A " are the same building
         if key in first_row:
             out.add("error", row, "building_id",
                     f"duplicate building_id {key!r} (first seen in row {first_row[key]})")
@@ -117,12 +117,12 @@ def _check_text(frame: pd.DataFrame, out: _Collector) -> None:
                 out.add("warning", row, "address", "address is empty")
     if "kind" in frame.columns:
         for row, value in enumerate(frame["kind"], start=1):
-            if _is_blank(value) or str(value) not in KINDS:
+            if _is_blank(value) or str(value).strip() not in KINDS:
                 out.add("error", row, "kind",
                         f"kind {value!r} is not one of {', '.join(KINDS)}")
     if "function" in frame.columns:
         for row, value in enumerate(frame["function"], start=1):
-            if not _is_blank(value) and str(value) not in KNOWN_FUNCTIONS:
+            if not _is_blank(value) and str(value).strip() not in KNOWN_FUNCTIONS:
                 out.add("warning", row, "function",
                         f"function {value!r} is not a known building function "
                         "(it will not be a registration-point candidate)")

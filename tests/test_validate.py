@@ -379,3 +379,17 @@ def test_cli_plan_bad_register_writes_nothing(tmp_path: Path) -> None:
         assert line in result.output
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]
+
+
+def test_ids_that_differ_only_by_spaces_are_duplicates(tmp_path: Path) -> None:
+    from districting.register import read_register
+    from districting.validate import validate_register
+
+    path = tmp_path / "r.csv"
+    path.write_text(
+        "building_id,settlement_id,settlement_name,address,kind,dwellings,residents,lon,lat\n"
+        "A,1,S,a 1,residential ,1,2,63.30,45.60\n"
+        "A ,1,S,a 2,residential,1,2,63.31,45.60\n", encoding="utf-8")
+    problems = validate_register(read_register(path))
+    errors = [p for p in problems if p.severity == "error"]
+    assert len(errors) == 1 and errors[0].row == 2 and "duplicate" in errors[0].message
