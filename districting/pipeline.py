@@ -126,9 +126,15 @@ def plan_register(
             footprints=units["footprint"].to_numpy()[positions],
             building_ids=units["building_id"].to_numpy()[positions],
         )
-        if config.graph.contiguity != "tiles":  # the settlement is what its units cover
-            polygons.loc[polygons["settlement_id"] == code, "geometry"] = shapely.union_all(
-                graph.tiles)
+        # The settlement's territory is what its tiles cover: a piece of a given polygon
+        # that no tile reaches (an uninhabited island) is left out, and said so.
+        row = polygons["settlement_id"] == code
+        covered = shapely.union_all(graph.tiles)
+        lost = float(polygons.geometry[row].iloc[0].area - covered.area)
+        if lost > 1.0 and config.graph.contiguity == "tiles":
+            warnings.append(f"settlement {code}: {lost:,.0f} m² of its polygon holds no "
+                            "building and is left out of every district")
+        polygons.loc[row, "geometry"] = covered
         walk = walking_minutes(graph.nearest_walk(), units["households"].to_numpy()[positions],
                                norms=config.workload)
         units.loc[units.index[positions], "walk_min"] = walk

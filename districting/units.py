@@ -143,7 +143,9 @@ def settlement_polygons(
 ) -> gpd.GeoDataFrame:
     """A polygon per settlement: the given one, or the convex hull of its units plus a margin.
 
-    Derived polygons are trimmed so that settlements never overlap.
+    Derived polygons never overlap given ones. Where derived hulls overlap each
+    other, the overlap is shared out by nearest unit (Voronoi cells of the units), so
+    every unit stays inside its own settlement's polygon.
     """
     names = units.groupby("settlement_id", sort=True)["settlement_name"].first()
     polygons: dict[str, shapely.Geometry] = {}
@@ -152,24 +154,56 @@ def settlement_polygons(
         for code, geom in zip(projected["settlement_id"].astype(str), projected.geometry,
                               strict=True):
             polygons[code] = shapely.make_valid(geom)
-    taken = shapely.union_all(list(polygons.values())) if polygons else None
+    given_area = shapely.union_all(list(polygons.values())) if polygons else None
+    hulls: dict[str, shapely.Geometry] = {}
     for code in names.index:
         if code in polygons:
             continue
         points = units.geometry[units["settlement_id"] == code].to_numpy()
         hull = shapely.convex_hull(shapely.multipoints(points)).buffer(margin_m, quad_segs=4)
-        if taken is not None and not taken.is_empty:
-            hull = hull.difference(taken)
-        polygons[code] = hull
-        taken = hull if taken is None else taken.union(hull)
+        if given_area is not None and not given_area.is_empty:
+            hull = hull.difference(given_area)
+        hulls[code] = hull
         logger.info("settlement %s: no polygon given, using the hull of its units + %.0f m",
                     code, margin_m)
+    polygons.update(_share_out_overlaps(units, hulls))
     codes = list(names.index)
     return gpd.GeoDataFrame(
         {"settlement_id": codes, "settlement_name": [names[c] for c in codes]},
         geometry=[polygons[c] for c in codes],
         crs=units.crs,
     )
+
+
+def _share_out_overlaps(
+    units: gpd.GeoDataFrame, hulls: dict[str, shapely.Geometry]
+) -> dict[str, shapely.Geometry]:
+    """The hulls, with any area claimed by two of them given to the nearest unit's settlement."""
+    codes = list(hulls)
+    if len(codes) < 2:
+        return hulls
+    tree = shapely.STRtree([hulls[c] for c in codes])
+    left, right = tree.query([hulls[c] for c in codes], predicate="intersects")
+    clash = [(a, b) for a, b in zip(left.tolist(), right.tolist(), strict=True)
+             if a < b and shapely.intersection(hulls[codes[a]], hulls[codes[b]]).area > 1e-6]
+    if not clash:
+        return hulls
+    involved = sorted({codes[i] for pair in clash for i in pair})
+    mine = units[units["settlement_id"].isin(involved)]
+    domain = shapely.union_all([hulls[c] for c in involved])
+    points = spread_duplicate_points(mine.geometry.to_numpy())
+    cells = shapely.intersection(
+        shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(points),
+                                                   extend_to=domain, ordered=True)),
+        domain,
+    )
+    out = dict(hulls)
+    codes_of_cells = mine["settlement_id"].to_numpy()
+    for code in involved:
+        out[code] = shapely.union_all(cells[codes_of_cells == code])
+    logger.warning("settlements %s: their derived areas overlapped; the overlap was shared "
+                   "out by nearest building", ", ".join(involved))
+    return out
 
 
 def spread_duplicate_points(points: np.ndarray) -> np.ndarray:
