@@ -58,10 +58,8 @@ def measure(path: Path, workdir: Path) -> dict[str, object]:
     raw = read_register(register_path)
     units = units_from_register(raw, config=config)
     polygons = settlement_polygons(units, raw.settlements, margin_m=150)
-    from districting.pipeline import _optional_layer
-
-    bars, cross = barrier_geometries(_optional_layer(raw, "barriers"),
-                                     _optional_layer(raw, "crossings"), units.crs)
+    bars, cross = barrier_geometries(raw.layers.get("barriers"), raw.layers.get("crossings"),
+                                     units.crs)
     network = _street_network(raw, units.crs)
     start = time.perf_counter()
     graph = build_settlement_graph(

@@ -19,6 +19,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import Delaunay, QhullError
 
 from districting.network import StreetNetwork
+from districting.partition import adjacency_from_edges
 from districting.units import spread_duplicate_points
 
 logger = logging.getLogger(__name__)
@@ -67,13 +68,8 @@ class SettlementGraph:
 
     def adjacency(self, *, kinds: tuple[str, ...] = ("adjacent", "bridged")) -> sp.csr_matrix:
         """Symmetric CSR adjacency matrix of the edges of the given kinds."""
-        n = self.n
         keep = np.isin(self.edge_kind, kinds) if len(self.edges) else np.zeros(0, dtype=bool)
-        if not keep.any():
-            return sp.csr_matrix((n, n), dtype=np.int8)
-        u, v = self.edges[keep, 0], self.edges[keep, 1]
-        data = np.ones(2 * len(u), dtype=np.int8)
-        return sp.csr_matrix((data, (np.r_[u, v], np.r_[v, u])), shape=(n, n))
+        return adjacency_from_edges(self.n, self.edges[keep])
 
 
 def voronoi_tiles(points: np.ndarray, polygon: shapely.Geometry) -> np.ndarray:
@@ -208,11 +204,7 @@ def _bridge_components(
     coords: np.ndarray,
 ) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Edges to add so that the graph becomes connected, shortest first (Kruskal)."""
-    count, labels = connected_components(
-        sp.csr_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
-        if len(edges) else sp.csr_matrix((n, n)),
-        directed=False,
-    )
+    count, labels = connected_components(adjacency_from_edges(n, edges), directed=False)
     if count <= 1:
         return labels, []
     parent = list(range(count))

@@ -21,7 +21,7 @@ from scipy.sparse.csgraph import dijkstra
 
 from districting.config import Config
 from districting.graph import SettlementGraph
-from districting.partition import partition_graph
+from districting.partition import adjacency_from_edges, partition_graph
 from districting.workload import district_target
 
 logger = logging.getLogger(__name__)
@@ -226,13 +226,7 @@ def _separate_parts(
             note.action += "; it gets its own CDs, none crossing the barrier"
     bridged = graph.edge_kind == "bridged"
     keep = ~bridged | small[own[graph.edges[:, 0]]] | small[own[graph.edges[:, 1]]]
-    kept = graph.edges[keep]
-    n = graph.n
-    matrix = sp.csr_matrix(
-        (np.ones(2 * len(kept)), (np.r_[kept[:, 0], kept[:, 1]], np.r_[kept[:, 1], kept[:, 0]])),
-        shape=(n, n),
-    )
-    return matrix
+    return adjacency_from_edges(graph.n, graph.edges[keep])
 
 
 def _split_region(

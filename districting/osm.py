@@ -128,7 +128,6 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import hashlib
 import json
 import logging
 import math
@@ -150,6 +149,7 @@ import shapely
 from pyproj import CRS
 
 from districting.errors import ConfigError, InputFileError
+from districting.register import file_sha256
 from districting.synth import LAYER_NAMES, write_layers
 
 logger = logging.getLogger(__name__)
@@ -1235,14 +1235,6 @@ def _stem(path: Path) -> str:
     return name
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def register_from_osm(
     path: str | Path,
     *,
@@ -1330,7 +1322,7 @@ def register_from_osm(
         "generator": "districting.osm",
         "generator_version": "1",
         "source": source.name,
-        "source_sha256": _sha256(source),
+        "source_sha256": file_sha256(source),
         "osm": OSM_ATTRIBUTION,
         "crs": WGS84,
         "metric_crs": metric.to_string(),

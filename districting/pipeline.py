@@ -39,17 +39,6 @@ class PlanResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _optional_layer(raw: RawRegister, name: str) -> gpd.GeoDataFrame | None:
-    if raw.source.suffix.lower() != ".gpkg":
-        return None
-    import pyogrio
-
-    layers = [str(n) for n in pyogrio.list_layers(raw.source)[:, 0]]
-    if name not in layers:
-        return None
-    return gpd.read_file(raw.source, layer=name, engine="pyogrio")
-
-
 def _require_polygons(units: gpd.GeoDataFrame, *, config: Config) -> None:
     """Rook contiguity needs every unit to be a polygon."""
     if config.graph.contiguity == "tiles":
@@ -66,7 +55,7 @@ def _require_polygons(units: gpd.GeoDataFrame, *, config: Config) -> None:
 
 def _street_network(raw: RawRegister, crs: object) -> StreetNetwork | None:
     """The register's street network, if it has the osmnx-style street layers."""
-    nodes, edges = _optional_layer(raw, "street_nodes"), _optional_layer(raw, "street_edges")
+    nodes, edges = raw.layers.get("street_nodes"), raw.layers.get("street_edges")
     if nodes is None or edges is None or len(nodes) == 0 or len(edges) == 0:
         logger.info("no street layers: edge lengths are straight-line distances")
         return None
@@ -102,7 +91,7 @@ def plan_register(
     polygons = settlement_polygons(units, raw.settlements,
                                    margin_m=config.graph.settlement_margin_m)
     barriers, crossings = barrier_geometries(
-        _optional_layer(raw, "barriers"), _optional_layer(raw, "crossings"), units.crs
+        raw.layers.get("barriers"), raw.layers.get("crossings"), units.crs
     )
     network = _street_network(raw, units.crs)
     units["walk_min"] = 0.0

@@ -22,6 +22,8 @@ REQUIRED_COLUMNS = (
 )
 OPTIONAL_COLUMNS = ("households", "floors", "entrances", "function")
 KINDS = ("residential", "non_residential", "mixed", "collective")
+#: Layers of a register GeoPackage that planning uses when present (see ``synth``/``osm``).
+OPTIONAL_LAYERS = ("barriers", "crossings", "street_nodes", "street_edges")
 SUFFIXES = (".gpkg", ".geojson", ".json", ".shp", ".parquet", ".geoparquet", ".csv")
 
 _LON_NAMES = ("lon", "longitude", "lng", "x")
@@ -47,6 +49,7 @@ class RawRegister:
     settlements: gpd.GeoDataFrame | None = None
     load_problems: list[Problem] = field(default_factory=list)
     sha256: str = ""
+    layers: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
 
 
 def file_sha256(path: Path) -> str:
@@ -69,7 +72,8 @@ def read_register(path: str | Path, *, settlements: str | Path | None = None) ->
         columns in EPSG:4326.
     settlements
         Optional polygon file with ``settlement_id``; when omitted and the register is a
-        GeoPackage with a ``settlements`` layer, that layer is used.
+        GeoPackage with a ``settlements`` layer, that layer is used. The GeoPackage's
+        :data:`OPTIONAL_LAYERS` (barriers, crossings, streets) are read too, if present.
     """
     path = Path(path)
     if not path.exists():
@@ -89,12 +93,17 @@ def read_register(path: str | Path, *, settlements: str | Path | None = None) ->
     else:
         buildings = _read_vector(path, layer=_buildings_layer(path) if suffix == ".gpkg" else None)
     settlement_frame = None
+    extra: dict[str, gpd.GeoDataFrame] = {}
+    present = _layers(path) if suffix == ".gpkg" else []
+    if present:
+        extra = {name: _read_vector(path, layer=name) for name in OPTIONAL_LAYERS
+                 if name in present}
     if settlements is not None:
         settlement_path = Path(settlements)
         if not settlement_path.exists():
             raise InputFileError(f"settlements file not found: {settlement_path}")
         settlement_frame = _read_vector(settlement_path, layer=None)
-    elif suffix == ".gpkg" and "settlements" in _layers(path):
+    elif "settlements" in present:
         settlement_frame = _read_vector(path, layer="settlements")
     return RawRegister(
         buildings=buildings,
@@ -102,6 +111,7 @@ def read_register(path: str | Path, *, settlements: str | Path | None = None) ->
         settlements=settlement_frame,
         load_problems=problems,
         sha256=file_sha256(path),
+        layers=extra,
     )
 
 

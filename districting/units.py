@@ -95,7 +95,7 @@ def split_oversized(
     adjacent in the unit graph. They keep the building's ``footprint``.
     """
     heavy = np.flatnonzero(units["workload"].to_numpy() > ceiling + 1e-9)
-    splittable = [i for i in heavy if int(units["dwellings"].iloc[i]) >= 2]
+    splittable = {int(i) for i in heavy if int(units["dwellings"].iloc[i]) >= 2}
     for i in heavy:
         if int(units["dwellings"].iloc[i]) < 2:
             logger.warning("building %s needs %.0f, above the ceiling %.0f, but has fewer than "

@@ -23,7 +23,7 @@ from districting.partition.heuristic import (
     tree_partition,
 )
 
-__all__ = ["Partition", "cut_edges", "partition_graph"]
+__all__ = ["Partition", "adjacency_from_edges", "cut_edges", "partition_graph"]
 
 #: Independent seeded attempts before the best partition is returned.
 ATTEMPTS = 3
@@ -53,6 +53,14 @@ class Partition:
     def part_weights(self, weights: np.ndarray) -> np.ndarray:
         """Summed weight of each part."""
         return np.bincount(self.labels, weights=weights, minlength=self.k)
+
+
+def adjacency_from_edges(n: int, edges: np.ndarray) -> sp.csr_matrix:
+    """Symmetric CSR adjacency of ``n`` nodes from one row ``(u, v)`` per undirected edge."""
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    u, v = edges[:, 0], edges[:, 1]
+    data = np.ones(2 * len(u), dtype=np.int8)
+    return sp.csr_matrix((data, (np.r_[u, v], np.r_[v, u])), shape=(n, n))
 
 
 def cut_edges(adj: sp.csr_matrix, labels: np.ndarray) -> int:

@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from districting.errors import PartitionError
-from districting.partition import cut_edges, partition_graph
+from districting.partition import adjacency_from_edges, cut_edges, partition_graph
 from districting.partition.exact import SOLVERS, solve_cut_edges
 
 logger = logging.getLogger(__name__)
@@ -152,6 +152,7 @@ def partition(
                     "-", [f"total weight {total:g} cannot make {k} parts within "
                           f"[{lower:g}, {upper:g}]"])
         return plan
+    adjacency = adjacency_from_edges(n, edges)
     use_exact = method == "ilp" or (method == "auto" and n <= AUTO_EXACT_NODES)
     if use_exact:
         result = solve_cut_edges(n, edges, weights, k=k, lower=lower, upper=upper,
@@ -164,14 +165,14 @@ def partition(
             bound = result.bound
             log = result.log
         else:  # the time limit came first: fall back to the heuristic, keep the bound
-            labels, ok = _heuristic(edges, weights, n, k, lower, upper, seed, time_limit)
+            labels, ok = _heuristic(adjacency, weights, k, lower, upper, seed, time_limit)
             status, used, used_solver = "time_limit", "ilp+heuristic", solver
             bound = result.bound
             log = [*result.log, "no connected ILP solution in time; heuristic plan returned"]
             if not ok:
                 labels = None
     else:
-        labels, ok = _heuristic(edges, weights, n, k, lower, upper, seed, time_limit)
+        labels, ok = _heuristic(adjacency, weights, k, lower, upper, seed, time_limit)
         status = "feasible" if ok else "no_plan_found"
         used, used_solver, bound, log = "heuristic", "tree-bisection", None, []
         if not ok:
@@ -186,9 +187,6 @@ def partition(
                                  upper=upper)
     if problems:
         raise PartitionError("internal check failed: " + "; ".join(problems))
-    adjacency = sp.csr_matrix((np.ones(2 * len(edges)),
-                               (np.r_[edges[:, 0], edges[:, 1]], np.r_[edges[:, 1], edges[:, 0]])),
-                              shape=(n, n))
     value = float(cut_edges(adjacency, labels))
     gap = None
     if bound is not None:
@@ -200,12 +198,9 @@ def partition(
 
 
 def _heuristic(
-    edges: np.ndarray, weights: np.ndarray, n: int, k: int, lower: float, upper: float,
+    adjacency: sp.csr_matrix, weights: np.ndarray, k: int, lower: float, upper: float,
     seed: int, time_limit: float,
 ) -> tuple[np.ndarray, bool]:
-    adjacency = sp.csr_matrix((np.ones(2 * len(edges)),
-                               (np.r_[edges[:, 0], edges[:, 1]], np.r_[edges[:, 1], edges[:, 0]])),
-                              shape=(n, n))
     result = partition_graph(adjacency, weights, k=k, lower=lower, upper=upper, seed=seed,
                              time_limit=time_limit)
     return result.labels, result.status == "within_bounds"

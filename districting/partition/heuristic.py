@@ -65,13 +65,7 @@ def _bisect(
         order, pred = depth_first_order(tree, root, directed=False, return_predecessors=True)
         if len(order) != len(nodes):
             return None  # the node set is not connected: cannot happen from a tree cut
-        subtotal = local_w.copy()
-        size = np.ones(len(nodes), dtype=np.int64)
-        pred_list = pred.tolist()
-        for v in reversed(order.tolist()[1:]):
-            p = pred_list[v]
-            subtotal[p] += subtotal[v]
-            size[p] += size[v]
+        subtotal, size = _subtree_sums(order.tolist(), pred.tolist(), local_w.tolist())
         cut = _choose_cut(subtotal, order, k, total, lower, upper, rng)
         if cut is None:
             continue
@@ -89,6 +83,25 @@ def _bisect(
             continue
         return left + right
     return None
+
+
+def _subtree_sums(
+    order: list[int], pred: list[int], weights: list[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weight and node count of each node's subtree, for a tree given in preorder."""
+    subtotal = list(weights)
+    size = [1] * len(weights)
+    for v in reversed(order[1:]):
+        p = pred[v]
+        subtotal[p] += subtotal[v]
+        size[p] += size[v]
+    return np.array(subtotal, dtype=float), np.array(size, dtype=np.int64)
+
+
+def _edge_pairs(adj: sp.csr_matrix) -> np.ndarray:
+    """One row ``(u, v)``, ``u < v``, per undirected edge."""
+    coo = sp.triu(adj, k=1).tocoo()
+    return np.stack([coo.row, coo.col], axis=1)
 
 
 def _choose_cut(
@@ -199,8 +212,7 @@ def repair(
     sizes = np.bincount(labels, minlength=k)
     mean = float(totals.sum()) / k
     indptr, indices = adj.indptr, adj.indices
-    coo = sp.triu(adj, k=1).tocoo()
-    pairs = np.stack([coo.row, coo.col], axis=1)
+    pairs = _edge_pairs(adj)
 
     def excess(total: float) -> float:
         return max(0.0, lower - total) + max(0.0, total - upper)
@@ -306,13 +318,9 @@ def _best_split(
         if tree is None:
             return None
         order, pred = tree
-        subtotal = list(weights)
-        size = [1] * n
-        for v in reversed(order[1:]):
-            subtotal[pred[v]] += subtotal[v]
-            size[pred[v]] += size[v]
+        subtotal, size = _subtree_sums(order, pred, weights)
         cuts = np.array(order[1:], dtype=np.int64)
-        side = np.array(subtotal, dtype=float)[cuts]
+        side = subtotal[cuts]
         penalty = _excess_sq(side, lower, upper) + _excess_sq(total - side, lower, upper)
         imbalance = np.abs(2 * side - total)
         pick = int(np.lexsort((imbalance, penalty))[0])
@@ -349,8 +357,7 @@ def recombine(
     labels = labels.copy()
     k = int(labels.max()) + 1
     totals = np.bincount(labels, weights=weights, minlength=k).astype(float)
-    coo = sp.triu(adj, k=1).tocoo()
-    pairs = np.stack([coo.row, coo.col], axis=1)
+    pairs = _edge_pairs(adj)
     stale = 0
     for _ in range(max_steps):
         if time.monotonic() > deadline:
@@ -439,8 +446,7 @@ def even_out(
     labels = labels.copy()
     k = int(labels.max()) + 1
     totals = np.bincount(labels, weights=weights, minlength=k).astype(float)
-    coo = sp.triu(adj, k=1).tocoo()
-    pairs = np.stack([coo.row, coo.col], axis=1)
+    pairs = _edge_pairs(adj)
     for _ in range(steps):
         if time.monotonic() > deadline:
             break
