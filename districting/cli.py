@@ -238,9 +238,14 @@ def demo(obj: dict[str, Any], out: Path, seed: int, config_path: Path | None) ->
 @click.option("-k", "k", type=int, required=True, help="Number of parts.")
 @click.option("--lower", type=float, required=True, help="Least weight of a part.")
 @click.option("--upper", type=float, required=True, help="Most weight of a part.")
-@click.option("--objective", type=click.Choice(["cut-edges"]), default="cut-edges",
-              show_default=True,
-              help="What to minimise (inertia and travel are not implemented yet).")
+@click.option("--objective", type=click.Choice(["cut-edges", "inertia", "travel"]),
+              default="cut-edges", show_default=True,
+              help="Cut edges; weight × squared distance to the part's centre; or "
+                   "weight × distance along edges to it.")
+@click.option("--edge-weight", default=None,
+              help="Edge attribute to sum over cut edges instead of counting them.")
+@click.option("--position", default=None, metavar="X,Y",
+              help="Node attributes with coordinates (default: x,y or C_X,C_Y or lon,lat).")
 @click.option("--method", type=click.Choice(["ilp", "heuristic", "auto"]), default="auto",
               show_default=True, help="Exact model, heuristic, or by size.")
 @click.option("--solver", type=click.Choice(["highs", "cbc"]), default="highs",
@@ -251,7 +256,8 @@ def demo(obj: dict[str, Any], out: Path, seed: int, config_path: Path | None) ->
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path),
               help="RESULT.json to write.")
 def partition_command(graph_file: Path, weight: str, k: int, lower: float, upper: float,
-                      objective: str, method: str, solver: str, time_limit: float, seed: int,
+                      objective: str, edge_weight: str | None, position: str | None,
+                      method: str, solver: str, time_limit: float, seed: int,
                       out: Path) -> None:
     """Partition a graph into K connected parts with weights in [LOWER, UPPER].
 
@@ -267,9 +273,17 @@ def partition_command(graph_file: Path, weight: str, k: int, lower: float, upper
     if time_limit <= 0:
         raise click.BadParameter("must be positive", param_hint="--time-limit")
     graph = read_graph(graph_file)
+    names = None
+    if position:
+        parts = [p.strip() for p in position.split(",")]
+        if len(parts) != 2 or not all(parts):
+            raise click.BadParameter("give two attribute names, e.g. C_X,C_Y",
+                                     param_hint="--position")
+        names = (parts[0], parts[1])
     plan = partition(graph, k, weight=weight, lower=lower, upper=upper,
                      objective=objective.replace("-", "_"), method=method,
-                     time_limit=time_limit, seed=seed, solver=solver)
+                     time_limit=time_limit, seed=seed, solver=solver,
+                     edge_weight=edge_weight, position=names)
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.tmp")
     temporary.write_text(json.dumps(plan.to_json(), indent=1) + "\n", encoding="utf-8")
@@ -281,7 +295,7 @@ def partition_command(graph_file: Path, weight: str, k: int, lower: float, upper
     gap = "" if plan.gap is None else f", gap {plan.gap:.2%}"
     bound = "" if plan.bound is None else f", bound {plan.bound:g}"
     objective_text = "none" if plan.objective is None else f"{plan.objective:g}"
-    click.echo(f"{plan.status}: {objective_text} cut edges{bound}{gap} in {plan.seconds:.1f} s "
+    click.echo(f"{plan.status}: {objective} {objective_text}{bound}{gap} in {plan.seconds:.1f} s "
                f"({plan.method}, {plan.solver}); wrote {out}")
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
+import random
 from pathlib import Path
 
 import networkx as nx
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -74,7 +77,9 @@ def test_cbc_solves_the_same_instance() -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"objective": "inertia"}, "not implemented yet"),
+    ({"objective": "magic"}, "objective must be"),
+    ({"objective": "inertia"}, "needs node coordinates"),
+    ({"objective": "cut_edges", "edge_weight": "missing"}, "no attribute 'missing'"),
     ({"method": "magic"}, "method must be"),
     ({"weight": "missing"}, "no weight 'missing'"),
     ({"weight": "negative"}, "finite number ≥ 0"),
@@ -86,6 +91,104 @@ def test_bad_requests_are_clear_errors(kwargs: dict[str, str], message: str) -> 
     nx.set_node_attributes(graph, {n: 1.0 for n in graph.nodes if n != 0}, "negative")
     with pytest.raises(PartitionError, match=message):
         partition(graph, 2, **options)  # type: ignore[arg-type]
+
+
+def connected_partitions(graph: nx.Graph, k: int, weight: str, lower: float,
+                         upper: float) -> list[dict[int, int]]:
+    """Every partition into k connected parts within bounds, by brute force."""
+    nodes = sorted(graph.nodes)
+    found = []
+    for labels in itertools.product(range(k), repeat=len(nodes) - 1):
+        labels = (0, *labels)
+        if len(set(labels)) != k or any(labels.index(d) > labels.index(d + 1)
+                                        for d in range(k - 1)):
+            continue
+        assignment = dict(zip(nodes, labels, strict=True))
+        ok = True
+        for d in range(k):
+            members = [v for v in nodes if assignment[v] == d]
+            total = sum(graph.nodes[v][weight] for v in members)
+            if not lower <= total <= upper or not nx.is_connected(graph.subgraph(members)):
+                ok = False
+                break
+        if ok:
+            found.append(assignment)
+    return found
+
+
+def small_instance(seed: int) -> nx.Graph:
+    rng = random.Random(seed)
+    graph = nx.grid_2d_graph(3, 3)
+    graph.add_edge((0, 0), (1, 1))  # not planar-regular: a diagonal
+    graph = nx.convert_node_labels_to_integers(graph, label_attribute="cell")
+    for v in graph.nodes:
+        row, col = graph.nodes[v].pop("cell")
+        graph.nodes[v].update(pop=rng.randint(1, 9), x=100.0 * col + rng.random(),
+                              y=100.0 * row + rng.random())
+    for u, v in graph.edges:
+        graph.edges[u, v]["length"] = float(rng.randint(1, 5))
+    return graph
+
+
+def brute_force(graph: nx.Graph, k: int, lower: float, upper: float, objective: str,
+                edge_weight: str | None) -> float | None:
+    from districting.partition import objectives
+    from districting.partition.api import _arrays
+
+    nodes, weights, edges = _arrays(graph, "pop")
+    score = objectives.build(graph, nodes, edges, weights, objective=objective,
+                             edge_weight=edge_weight, position=None)
+    values = []
+    for assignment in connected_partitions(graph, k, "pop", lower, upper):
+        labels = np.array([assignment[v] for v in nodes])
+        values.append(score.value(labels))
+    return min(values) if values else None
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize(("objective", "edge_weight"), [
+    ("cut_edges", None), ("cut_edges", "length"), ("inertia", None), ("travel", None)])
+def test_ilp_matches_brute_force(seed: int, objective: str, edge_weight: str | None) -> None:
+    graph = small_instance(seed)
+    total = sum(graph.nodes[v]["pop"] for v in graph.nodes)
+    k = 2 + seed % 2
+    lower, upper = 0.8 * total / k, 1.2 * total / k
+    best = brute_force(graph, k, lower, upper, objective, edge_weight)
+    plan = partition(graph, k, weight="pop", lower=lower, upper=upper, objective=objective,
+                     edge_weight=edge_weight, method="ilp", time_limit=60)
+    if best is None:
+        assert plan.status == "infeasible" and plan.assignment == {}
+        return
+    assert plan.status == "optimal"
+    assert plan.objective == pytest.approx(best, rel=1e-6)
+    assert plan.bound == pytest.approx(best, rel=1e-6) and plan.gap == 0
+    assignment = {int(node): part for node, part in plan.assignment.items()}
+    assert verify_assignment(graph, {str(v): d for v, d in assignment.items()}, k=k,
+                             weight="pop", lower=lower, upper=upper) == []
+
+
+def test_polishing_never_worsens_a_plan_and_keeps_it_valid() -> None:
+    from districting.partition import adjacency_from_edges, cut_edges
+    from districting.partition.api import _arrays
+    from districting.partition.polish import polish_cut_edges
+
+    graph = nx.grid_2d_graph(6, 6)
+    graph = nx.convert_node_labels_to_integers(graph)
+    nx.set_node_attributes(graph, 1, "pop")
+    nodes, weights, edges = _arrays(graph, "pop")
+    # Three vertical stripes of 12, cut awkwardly into a staircase.
+    labels = np.array([min(2, (v % 6 + (v // 6) % 2) // 2) for v in nodes])
+    totals = np.bincount(labels, weights=weights)
+    lower, upper = float(totals.min()), float(totals.max())
+    before = cut_edges(adjacency_from_edges(len(nodes), edges), labels)
+    polished, log = polish_cut_edges(edges, weights, labels, lower=lower, upper=upper,
+                                     time_limit=30)
+    after = cut_edges(adjacency_from_edges(len(nodes), edges), polished)
+    assert after <= before
+    assignment = {str(v): int(polished[i]) for i, v in enumerate(nodes)}
+    assert verify_assignment(graph, assignment, k=3, weight="pop", lower=lower,
+                             upper=upper) == []
+    assert (after < before) == bool(log)
 
 
 def test_cli_writes_result_json_and_reports_infeasible_with_exit_0(tmp_path: Path) -> None:
@@ -121,3 +224,28 @@ def test_a_plan_gpkg_is_a_graph(register_file: Path, tmp_path: Path) -> None:
     assert graph.number_of_nodes() == 348
     assert nx.number_connected_components(graph) == 2  # one per settlement
     assert "residents" in graph.nodes[next(iter(graph.nodes))]
+
+
+def test_cli_centre_objectives_and_position_option(tmp_path: Path) -> None:
+    graph = small_instance(3)
+    nx.set_node_attributes(graph, {v: graph.nodes[v]["x"] for v in graph.nodes}, "east")
+    nx.set_node_attributes(graph, {v: graph.nodes[v]["y"] for v in graph.nodes}, "north")
+    path = tmp_path / "grid.json"
+    path.write_text(json.dumps(nx.readwrite.json_graph.adjacency_data(graph)), encoding="utf-8")
+    total = sum(graph.nodes[v]["pop"] for v in graph.nodes)
+    runner = CliRunner()
+    for objective in ("inertia", "travel"):
+        out = tmp_path / f"{objective}.json"
+        result = runner.invoke(main, [
+            "partition", str(path), "--weight", "pop", "-k", "2", "--lower", str(0.8 * total / 2),
+            "--upper", str(1.2 * total / 2), "--objective", objective, "--position", "east,north",
+            "--method", "ilp", "--time-limit", "30", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        record = json.loads(out.read_text(encoding="utf-8"))
+        best = brute_force(graph, 2, 0.8 * total / 2, 1.2 * total / 2, objective, None)
+        assert record["status"] == "optimal"
+        assert record["objective"] == pytest.approx(best)
+    bad = runner.invoke(main, ["partition", str(path), "--weight", "pop", "-k", "2",
+                               "--lower", "1", "--upper", "99", "--objective", "inertia",
+                               "--position", "east", "--out", str(tmp_path / "x.json")])
+    assert bad.exit_code == 2 and "two attribute names" in bad.output

@@ -12,12 +12,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from districting.errors import PartitionError
-from districting.partition import adjacency_from_edges, cut_edges, partition_graph
-from districting.partition.exact import SOLVERS, solve_cut_edges
+from districting.partition import adjacency_from_edges, objectives, partition_graph
+from districting.partition.exact import SOLVERS, solve_centred, solve_cut_edges
+from districting.partition.polish import polish_cut_edges
 
 logger = logging.getLogger(__name__)
 
-OBJECTIVES = ("cut_edges",)
+OBJECTIVES = objectives.OBJECTIVES
 METHODS = ("ilp", "heuristic", "auto")
 #: ``method="auto"`` uses the exact model up to this many nodes.
 AUTO_EXACT_NODES = 200
@@ -118,17 +119,28 @@ def partition(
     time_limit: float = 60.0,
     seed: int = 0,
     solver: str = "highs",
+    edge_weight: str | None = None,
+    position: tuple[str, str] | None = None,
 ) -> Plan:
     """Partition ``graph`` into ``k`` connected parts whose ``weight`` lies in ``[lower, upper]``.
 
+    Objectives (see :mod:`districting.partition.objectives`): ``cut_edges`` counts
+    cut edges, or sums the ``edge_weight`` attribute of cut edges when given;
+    ``inertia`` sums weight × squared distance to each part's centre and
+    ``travel`` weight × distance along the graph's edges, centres chosen among the
+    nodes. ``position`` names the node attributes holding coordinates (found
+    automatically when ``None``).
+
     ``method="ilp"`` proves optimality when it can, ``"heuristic"`` is fast and
     scales, ``"auto"`` uses the exact model up to :data:`AUTO_EXACT_NODES` nodes and
-    the heuristic beyond. A returned plan with status ``optimal``, ``feasible`` or
-    ``time_limit`` and a non-empty assignment has passed :func:`verify_assignment`.
+    the heuristic beyond. The exact model starts from the heuristic's plan, first
+    improved pair of parts by pair of parts (cut edges). A returned plan with status
+    ``optimal``, ``feasible`` or ``time_limit`` and a non-empty assignment has
+    passed :func:`verify_assignment`.
     """
     if objective not in OBJECTIVES:
-        raise PartitionError(f"objective '{objective}' is not implemented yet "
-                             f"(available: {', '.join(OBJECTIVES)})")
+        raise PartitionError(f"objective must be one of {', '.join(OBJECTIVES)}, "
+                             f"got '{objective}'")
     if method not in METHODS:
         raise PartitionError(f"method must be one of {', '.join(METHODS)}, got '{method}'")
     if solver not in SOLVERS:
@@ -140,45 +152,63 @@ def partition(
                              f"{graph.number_of_nodes()} nodes")
     if lower > upper:
         raise PartitionError(f"lower bound {lower:g} is above the upper bound {upper:g}")
+    if time_limit <= 0:
+        raise PartitionError(f"time limit must be positive, got {time_limit:g}")
     start = time.monotonic()
     nodes, weights, edges = _arrays(graph, weight)
     n = len(nodes)
     if not nx.is_connected(graph):
         raise PartitionError(f"the graph has {nx.number_connected_components(graph)} "
                              "separate parts; every part must be connected")
+    score = objectives.build(graph, nodes, edges, weights, objective=objective,
+                             edge_weight=edge_weight, position=position)
     total = float(weights.sum())
     if total < k * lower - 1e-9 or total > k * upper + 1e-9:
-        plan = Plan({}, None, None, None, "infeasible", time.monotonic() - start, method,
+        return Plan({}, None, None, None, "infeasible", time.monotonic() - start, method,
                     "-", [f"total weight {total:g} cannot make {k} parts within "
                           f"[{lower:g}, {upper:g}]"])
-        return plan
     adjacency = adjacency_from_edges(n, edges)
     use_exact = method == "ilp" or (method == "auto" and n <= AUTO_EXACT_NODES)
+    log: list[str] = []
+    heuristic_share = 0.1 if use_exact else 1.0
+    found, ok = _heuristic(adjacency, weights, k, lower, upper, seed,
+                           max(1.0, heuristic_share * time_limit))
+    labels: np.ndarray | None = found
+    if not ok:
+        labels = None
+        log.append("the heuristic found no partition within the bounds"
+                   + ("" if use_exact else " (none is proven impossible; try --method ilp)"))
+    else:
+        log.append(f"heuristic plan: {score.value(found):g}")
+    used, used_solver = "heuristic", "tree-bisection"
+    status = "feasible" if labels is not None else "no_plan_found"
+    bound: float | None = None
     if use_exact:
-        result = solve_cut_edges(n, edges, weights, k=k, lower=lower, upper=upper,
-                                 time_limit=time_limit, solver=solver)
+        used, used_solver = "ilp", solver
+        if labels is not None and score.edge_cost is not None and k >= 3:
+            labels, steps = polish_cut_edges(
+                edges, weights, labels, lower=lower, upper=upper, solver=solver,
+                time_limit=0.25 * (time_limit - (time.monotonic() - start)),
+                edge_cost=score.edge_cost)
+            log.extend(steps)
+            log.append(f"polished plan: {score.value(labels):g}")
+        left = max(1.0, time_limit - (time.monotonic() - start))
+        if score.edge_cost is not None:
+            result = solve_cut_edges(n, edges, weights, k=k, lower=lower, upper=upper,
+                                     time_limit=left, solver=solver,
+                                     edge_cost=score.edge_cost, start=labels)
+        else:
+            result = solve_centred(n, edges, weights, score.cost_to, score.value, k=k,
+                                   lower=lower,
+                                   upper=upper, time_limit=left, solver=solver, start=labels)
+        log.extend(result.log)
         if result.status == "infeasible":
             return Plan({}, None, None, None, "infeasible", time.monotonic() - start, "ilp",
-                        solver, result.log)
+                        solver, log)
+        bound = result.bound
         if result.labels is not None:
-            labels, status, used, used_solver = result.labels, result.status, "ilp", solver
-            bound = result.bound
-            log = result.log
-        else:  # the time limit came first: fall back to the heuristic, keep the bound
-            labels, ok = _heuristic(adjacency, weights, k, lower, upper, seed, time_limit)
-            status, used, used_solver = "time_limit", "ilp+heuristic", solver
-            bound = result.bound
-            log = [*result.log, "no connected ILP solution in time; heuristic plan returned"]
-            if not ok:
-                labels = None
-    else:
-        labels, ok = _heuristic(adjacency, weights, k, lower, upper, seed, time_limit)
-        status = "feasible" if ok else "no_plan_found"
-        used, used_solver, bound, log = "heuristic", "tree-bisection", None, []
-        if not ok:
-            labels = None
-            log.append("the heuristic found no partition within the bounds (none is proven "
-                       "impossible; try --method ilp)")
+            labels = result.labels
+        status = "optimal" if result.status == "optimal" else "time_limit"
     if labels is None:
         return Plan({}, None, bound, None, status, time.monotonic() - start, used, used_solver,
                     log)
@@ -187,14 +217,13 @@ def partition(
                                  upper=upper)
     if problems:
         raise PartitionError("internal check failed: " + "; ".join(problems))
-    value = float(cut_edges(adjacency, labels))
+    value = score.value(labels)
     gap = None
     if bound is not None:
-        gap = 0.0 if value <= 0 else max(0.0, (value - bound) / value)
-        if status == "optimal":
-            gap = 0.0
-    return Plan(assignment, value, bound, None if gap is None else round(gap, 6), status,
-                time.monotonic() - start, used, used_solver, log)
+        gap = 0.0 if status == "optimal" or value <= 0 else max(0.0, (value - bound) / value)
+    return Plan(assignment, value, bound,
+                None if gap is None else round(gap, 6), status, time.monotonic() - start,
+                used, used_solver, log)
 
 
 def _heuristic(

@@ -1,16 +1,29 @@
-"""Exact districting: a mixed-integer model solved with HiGHS (or CBC) through pulp.
+"""Exact districting: mixed-integer models solved with HiGHS (or CBC) through pulp.
 
-The model labels each node with one of ``k`` districts and minimises the number of cut
-edges under hard weight bounds. Contiguity is enforced exactly, by separation: the
-model is solved without it, each district of the solution is checked, and for every
-piece cut off from its district an a,b-separator inequality is added
-(``x[a,d] + x[b,d] − 1 ≤ Σ x[c,d]`` over the boundary nodes ``c`` of the piece), then
-it is solved again. A solve of a model with only some of these inequalities is a
-relaxation, so its bound stays a valid lower bound on the connected optimum.
+Two models, both in the assignment form ``x[i, j] = 1`` when node ``i`` joins the
+part rooted (or centred) at node ``j``:
 
-Symmetry between district labels is broken completely: labels appear in the order of
-their first node, so node ``i`` may take label ``d`` only if an earlier node holds
-label ``d − 1``.
+- **Rooted model** (cut edges). Nodes are put in :func:`~districting.partition.fixing.root_order`
+  and a part's root is its first node, so every partition has exactly one
+  representation (no symmetry between labels). The objective is written in the
+  extended form ``z[u, v, j] ≥ x[u, j] − x[v, j]`` summed over roots, whose relaxation
+  counts an edge by the total variation of its ends' assignments. Contiguity is
+  exact and compact: a single-commodity flow leaves each root, every other node
+  consumes one unit, and flow may cross only uncut edges. Its big-M is the most
+  nodes a part can hold.
+- **Centred model** (inertia, travel). ``x[j, j] = 1`` makes ``j`` a centre and
+  each node pays its cost to its centre. Contiguity is enforced by separation: a
+  node must have a neighbour in its part on the way to the centre (added up front),
+  and for every piece cut off from its centre in a solution the separator
+  inequality ``x[a, j] ≤ Σ x[c, j]`` over the piece's boundary ``c`` is added before
+  solving again. A model holding only some of these inequalities is a relaxation,
+  so its bound stays valid.
+
+Both models drop every assignment ruled out by :mod:`~districting.partition.fixing`
+(reach under the upper bound, too-light roots). Given a valid starting plan, they
+also use it twice: its value becomes a cutoff so only strictly better plans are
+searched, and the LP relaxation's reduced costs fix every assignment that could
+only lead to plans no better than it (reduced-cost fixing).
 """
 
 from __future__ import annotations
@@ -21,72 +34,75 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import networkx as nx
 import numpy as np
 import pulp
+
+from districting.partition.fixing import (
+    Candidates,
+    centre_candidates,
+    largest_part_size,
+    neighbour_lists,
+    root_order,
+    rooted_candidates,
+)
 
 logger = logging.getLogger(__name__)
 
 SOLVERS = ("highs", "cbc")
-#: At most this many "too far apart to share a district" rows are added to the model.
-MAX_CONFLICT_ROWS = 200_000
+#: ``cost_to(j, nodes)`` gives each node's cost when ``j`` is its centre.
+CostFunction = Callable[[int, np.ndarray], np.ndarray]
+#: Share of the time limit spent on the LP relaxation for reduced-cost fixing, at most.
+LP_SHARE = 0.2
 
 
 @dataclass
 class ExactResult:
-    """What the exact model found: labels (``None`` if none), objective, bound and status."""
+    """What the exact model found: labels (``None`` if none), objective, bound and status.
+
+    ``status`` is ``optimal``, ``infeasible``, ``time_limit`` (with the best plan
+    known, possibly the starting plan) or ``no_plan_found``.
+    """
 
     labels: np.ndarray | None
     objective: float | None
     bound: float | None
     status: str
-    rounds: int
-    cuts: int
+    rounds: int = 0
+    cuts: int = 0
     log: list[str] = field(default_factory=list)
+    stats: dict[str, float] = field(default_factory=dict)
 
 
-def _search_order(n: int, edges: np.ndarray) -> np.ndarray:
-    """Breadth-first order from a peripheral node (the far end of a BFS from node 0)."""
-    graph = nx.Graph()
-    graph.add_nodes_from(range(n))
-    graph.add_edges_from(map(tuple, edges.tolist()))
-    if n == 0 or not nx.is_connected(graph):
-        return np.arange(n)
-    far = max(nx.single_source_shortest_path_length(graph, 0).items(),
-              key=lambda item: (item[1], -item[0]))[0]
-    order = [far, *(v for _, v in nx.bfs_edges(graph, far, sort_neighbors=sorted))]
-    return np.array(order, dtype=np.int64)
+@dataclass
+class _Model:
+    """A pulp problem with its assignment variables and what the solve loop needs."""
+
+    problem: pulp.LpProblem
+    x: dict[tuple[int, int], pulp.LpVariable]
+    candidates: Candidates
+    integral: bool
+    rows: int = 0
 
 
-def _conflicts(n: int, edges: np.ndarray, weights: np.ndarray, upper: float) -> np.ndarray:
-    """Pairs ``i < j`` that no connected part within ``upper`` can hold together.
-
-    A connected part holding both contains a path between them, so it weighs at least
-    the lightest such path (counting node weights); above ``upper`` they must differ.
-    """
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import dijkstra
-
-    if n == 0 or len(edges) == 0:
-        return np.empty((0, 2), dtype=np.int64)
-    rows = np.r_[edges[:, 0], edges[:, 1]]
-    cols = np.r_[edges[:, 1], edges[:, 0]]
-    arcs = csr_matrix((weights[cols] + 1e-9, (rows, cols)), shape=(n, n))
-    lightest = dijkstra(arcs, directed=True) + weights[:, None]
-    i, j = np.nonzero(np.triu(lightest > upper + 1e-6, k=1))
-    return np.stack([i, j], axis=1).astype(np.int64)
+# --------------------------------------------------------------------------- solvers
 
 
-def _solver(name: str, time_limit: float) -> pulp.LpSolver:
+def _solver(name: str, time_limit: float, *, cutoff: float | None = None,
+            mip: bool = True) -> pulp.LpSolver:
     if name == "highs":
-        return pulp.HiGHS(msg=False, timeLimit=max(1.0, time_limit), threads=2)
+        options: dict[str, float | str] = {"mip_rel_gap": 0.0, "mip_abs_gap": 0.0}
+        if cutoff is not None:
+            options["objective_bound"] = cutoff
+        return pulp.HiGHS(msg=False, mip=mip, timeLimit=max(1.0, time_limit), threads=2,
+                          **options)
     if name == "cbc":
-        return pulp.PULP_CBC_CMD(msg=False, timeLimit=max(1, math.ceil(time_limit)),
-                                 threads=2)
+        extra = [f"cutoff {cutoff}"] if cutoff is not None else []
+        return pulp.PULP_CBC_CMD(msg=False, mip=mip, timeLimit=max(1, math.ceil(time_limit)),
+                                 threads=2, gapRel=0.0, gapAbs=0.0, options=extra)
     raise ValueError(f"unknown solver {name!r} (choose from {', '.join(SOLVERS)})")
 
 
@@ -110,7 +126,7 @@ def _native_output_silenced() -> Iterator[None]:
 
 
 def _dual_bound(problem: pulp.LpProblem, solver: str) -> float | None:
-    """The solver's proven lower bound after a solve, where it reports one."""
+    """The solver's proven lower bound after a MIP solve, where it reports one."""
     if solver != "highs" or getattr(problem, "solverModel", None) is None:
         return None
     try:
@@ -118,6 +134,282 @@ def _dual_bound(problem: pulp.LpProblem, solver: str) -> float | None:
     except (AttributeError, TypeError, ValueError):
         return None
     return value if math.isfinite(value) else None
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _assignment_rows(problem: pulp.LpProblem, x: dict[tuple[int, int], pulp.LpVariable],
+                     candidates: Candidates, weights: np.ndarray, *, n: int, k: int,
+                     lower: float, upper: float) -> int:
+    """Each node in one part, ``k`` roots, each part in bounds, members only with a root."""
+    by_node: list[list[pulp.LpVariable]] = [[] for _ in range(n)]
+    for (i, _), var in x.items():
+        by_node[i].append(var)
+    for i in range(n):
+        problem += pulp.lpSum(by_node[i]) == 1, f"one_{i}"
+    problem += pulp.lpSum(x[j, j] for j in candidates.roots.tolist()) == k, "k_parts"
+    rows = n + 1
+    for j in candidates.roots.tolist():
+        members = candidates.members[j].tolist()
+        size = pulp.lpSum(float(weights[i]) * x[i, j] for i in members)
+        problem += size - upper * x[j, j] <= 0, f"upper_{j}"
+        problem += size - lower * x[j, j] >= 0, f"lower_{j}"
+        rows += 2
+        for i in members:
+            if i != j:
+                problem += x[i, j] <= x[j, j], f"with_root_{i}_{j}"
+                rows += 1
+    return rows
+
+
+def _towards_root_rows(problem: pulp.LpProblem, x: dict[tuple[int, int], pulp.LpVariable],
+                       candidates: Candidates, neighbours: list[list[int]]) -> int:
+    """A member other than the root has a neighbour in the same part (it is not cut off alone)."""
+    rows = 0
+    for j in candidates.roots.tolist():
+        for i in candidates.members[j].tolist():
+            if i == j:
+                continue
+            near = [x[c, j] for c in neighbours[i] if (c, j) in x]
+            problem += x[i, j] <= pulp.lpSum(near), f"near_{i}_{j}"
+            rows += 1
+    return rows
+
+
+def _rooted_model(n: int, edges: np.ndarray, weights: np.ndarray, edge_cost: np.ndarray, *,
+                  k: int, lower: float, upper: float) -> _Model:
+    """The rooted cut-edge model, for nodes already numbered in root order."""
+    candidates = rooted_candidates(n, edges, weights, lower=lower, upper=upper)
+    integral = bool(np.all(edge_cost == np.round(edge_cost)))
+    category = "Integer" if integral else "Continuous"
+    problem = pulp.LpProblem("districting_cut_edges", pulp.LpMinimize)
+    x = {(int(i), j): pulp.LpVariable(f"x_{i}_{j}", cat="Binary")
+         for j in candidates.roots.tolist() for i in candidates.members[j]}
+    roots_of: list[set[int]] = [set() for _ in range(n)]
+    for i, j in x:
+        roots_of[i].add(j)
+    objective = []
+    uncut: list[tuple[int, int, list[pulp.LpVariable]]] = []
+    rows = 0
+    for e, (u, v) in enumerate(edges.tolist()):
+        across = []
+        for j in sorted(roots_of[u] | roots_of[v]):
+            z = pulp.LpVariable(f"z_{u}_{v}_{j}", lowBound=0, upBound=1, cat=category)
+            problem += z >= x.get((u, j), 0) - x.get((v, j), 0), f"cut_{u}_{v}_{j}"
+            rows += 1
+            across.append(z)
+        objective.append(float(edge_cost[e]) * pulp.lpSum(across))
+        uncut.append((u, v, across))
+    problem += pulp.lpSum(objective)
+    rows += _assignment_rows(problem, x, candidates, weights, n=n, k=k, lower=lower,
+                             upper=upper)
+    # Single-commodity flow: roots send, every node consumes one unit, uncut edges only.
+    big_m = max(0, largest_part_size(weights, upper) - 1)
+    inflow: list[list[pulp.LpVariable]] = [[] for _ in range(n)]
+    outflow: list[list[pulp.LpVariable]] = [[] for _ in range(n)]
+    for u, v, across in uncut:
+        forward = pulp.LpVariable(f"f_{u}_{v}", lowBound=0, upBound=big_m)
+        backward = pulp.LpVariable(f"f_{v}_{u}", lowBound=0, upBound=big_m)
+        problem += forward + backward + big_m * pulp.lpSum(across) <= big_m, f"flow_{u}_{v}"
+        rows += 1
+        outflow[u].append(forward)
+        inflow[v].append(forward)
+        outflow[v].append(backward)
+        inflow[u].append(backward)
+    is_root = set(candidates.roots.tolist())
+    for j in range(n):
+        held = [x[i, j] for i in candidates.members[j].tolist()] if j in is_root else []
+        problem += (pulp.lpSum(held) - pulp.lpSum(outflow[j]) + pulp.lpSum(inflow[j]) == 1,
+                    f"balance_{j}")
+        rows += 1
+        if j in is_root:
+            problem += pulp.lpSum(inflow[j]) + big_m * x[j, j] <= big_m, f"source_{j}"
+            rows += 1
+    return _Model(problem, x, candidates, integral, rows)
+
+
+def _centred_model(n: int, edges: np.ndarray, weights: np.ndarray,
+                   cost: dict[tuple[int, int], float], candidates: Candidates, *, k: int,
+                   lower: float, upper: float) -> _Model:
+    """The centred model for inertia and travel; ``cost[i, j]`` is node i's cost at centre j."""
+    neighbours = neighbour_lists(n, edges)
+    problem = pulp.LpProblem("districting_centres", pulp.LpMinimize)
+    x = {(int(i), j): pulp.LpVariable(f"x_{i}_{j}", cat="Binary")
+         for j in candidates.roots.tolist() for i in candidates.members[j]}
+    problem += pulp.lpSum(cost[key] * var for key, var in x.items())
+    rows = _assignment_rows(problem, x, candidates, weights, n=n, k=k, lower=lower,
+                            upper=upper)
+    rows += _towards_root_rows(problem, x, candidates, neighbours)
+    return _Model(problem, x, candidates, integral=False, rows=rows)
+
+
+# --------------------------------------------------------------------------- solve loop
+
+
+def _labels(model: _Model, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each node's root in the current solution, and the roots in use."""
+    root = np.full(n, -1, dtype=np.int64)
+    for (i, j), var in model.x.items():
+        if (var.value() or 0.0) > 0.5:
+            root[i] = j
+    return root, np.unique(root)
+
+
+def _reach(start: int, allowed: set[int], neighbours: list[list[int]]) -> set[int]:
+    """Nodes of ``allowed`` reachable from ``start`` through ``allowed``."""
+    reached = {start}
+    stack = [start]
+    while stack:
+        u = stack.pop()
+        for v in neighbours[u]:
+            if v in allowed and v not in reached:
+                reached.add(v)
+                stack.append(v)
+    return reached
+
+
+def _cut_off_pieces(root: np.ndarray, neighbours: list[list[int]]) -> list[tuple[int, list[int]]]:
+    """Pieces of a part not connected to its root: ``(root, piece)``."""
+    pieces = []
+    for j in np.unique(root).tolist():
+        members = set(np.flatnonzero(root == j).tolist())
+        rest = members - _reach(j, members, neighbours)
+        while rest:
+            piece = _reach(min(rest), rest, neighbours)
+            rest -= piece
+            pieces.append((j, sorted(piece)))
+    return pieces
+
+
+def _add_separators(model: _Model, pieces: list[tuple[int, list[int]]],
+                    neighbours: list[list[int]], round_no: int) -> int:
+    """``x[a, j] ≤ Σ x[c, j]`` over the boundary of each cut-off piece, for each of its nodes."""
+    added = 0
+    for j, piece in pieces:
+        inside = set(piece)
+        boundary = sorted({v for u in piece for v in neighbours[u] if v not in inside})
+        border = [model.x[c, j] for c in boundary if (c, j) in model.x]
+        for a in piece:
+            if (a, j) in model.x:
+                model.problem += model.x[a, j] <= pulp.lpSum(border), f"sep_{round_no}_{a}_{j}"
+                added += 1
+    return added
+
+
+def _reduced_cost_fixing(model: _Model, solver: str, cutoff: float, time_limit: float,
+                         log: list[str]) -> int:
+    """Fix to 0 every assignment whose reduced cost lifts the LP bound past ``cutoff``."""
+    if solver != "highs" or time_limit <= 0:
+        return 0
+    with _native_output_silenced():
+        model.problem.solve(_solver(solver, time_limit, mip=False))
+    if model.problem.status != pulp.LpStatusOptimal:
+        log.append("LP relaxation not solved in time; no reduced-cost fixing")
+        return 0
+    relaxed = float(pulp.value(model.problem.objective) or 0.0)
+    fixed = 0
+    for var in model.x.values():
+        value = var.value() or 0.0
+        reduced = float(getattr(var, "dj", 0.0) or 0.0)
+        if value < 1e-9 and relaxed + reduced > cutoff + 1e-7:
+            var.upBound = 0
+            fixed += 1
+    log.append(f"LP relaxation {relaxed:.3f}; reduced-cost fixing set {fixed} of "
+               f"{len(model.x)} assignments to 0")
+    return fixed
+
+
+def _solve(model: _Model, n: int, neighbours: list[list[int]], *, k: int, solver: str,
+           time_limit: float, start: float, incumbent: tuple[np.ndarray, float] | None,
+           evaluate: Callable[[np.ndarray], float], log: list[str]) -> ExactResult:
+    """Solve, add separators for cut-off pieces, repeat; keep the best valid plan."""
+    stats: dict[str, float] = {"variables": float(len(model.problem.variables())),
+                               "rows": float(model.rows), "assignments": float(len(model.x)),
+                               "roots": float(model.candidates.roots.size)}
+    best_labels = None if incumbent is None else incumbent[0]
+    best_value = math.inf if incumbent is None else incumbent[1]
+    cutoff = None
+    if incumbent is not None:
+        cutoff = best_value - 0.5 if model.integral else best_value - 1e-6 * max(1.0, best_value)
+        left = time_limit - (time.monotonic() - start)
+        stats["fixed_by_lp"] = float(_reduced_cost_fixing(model, solver, cutoff,
+                                                           LP_SHARE * left, log))
+    bound: float | None = None
+    rounds = cuts = 0
+    while True:
+        rounds += 1
+        left = time_limit - (time.monotonic() - start)
+        if left <= 0:
+            log.append(f"round {rounds}: no time left")
+            break
+        with _native_output_silenced():
+            model.problem.solve(_solver(solver, left, cutoff=cutoff))
+        status = pulp.LpStatus[model.problem.status]
+        round_bound = _dual_bound(model.problem, solver)
+        has_solution = model.problem.sol_status in (pulp.LpSolutionOptimal,
+                                                    pulp.LpSolutionIntegerFeasible)
+        if status == "Infeasible" or (not has_solution and model.problem.sol_status
+                                      == pulp.LpSolutionInfeasible):
+            if best_labels is None:
+                log.append(f"round {rounds}: proven infeasible")
+                return ExactResult(None, None, None, "infeasible", rounds, cuts, log, stats)
+            log.append(f"round {rounds}: nothing better than {best_value:g} exists")
+            return ExactResult(best_labels, best_value, best_value, "optimal", rounds, cuts,
+                               log, stats)
+        if not has_solution:
+            log.append(f"round {rounds}: time limit, no better plan found")
+            if round_bound is not None:
+                bound = round_bound if bound is None else max(bound, round_bound)
+            break
+        proven = model.problem.sol_status == pulp.LpSolutionOptimal
+        if proven:
+            round_value = float(pulp.value(model.problem.objective) or 0.0)
+            round_bound = round_value if round_bound is None else max(round_bound, round_value)
+        if round_bound is not None:
+            bound = round_bound if bound is None else max(bound, round_bound)
+        root, _ = _labels(model, n)
+        pieces = _cut_off_pieces(root, neighbours)
+        added = _add_separators(model, pieces, neighbours, rounds) if pieces else 0
+        cuts += added
+        if not pieces:
+            labels = _canonical(root)
+            value = evaluate(labels)
+            if value < best_value - 1e-9:
+                best_labels, best_value = labels, value
+        log.append(f"round {rounds}: {status}, objective "
+                   f"{float(pulp.value(model.problem.objective) or 0.0):g}, bound "
+                   f"{bound if bound is not None else float('nan'):.3f}, {added} separator(s) "
+                   f"added, {time.monotonic() - start:.1f} s")
+        if not pieces:
+            if proven:
+                return ExactResult(best_labels, best_value, best_value, "optimal", rounds,
+                                   cuts, log, stats)
+            break
+        if not proven:
+            break
+    if bound is not None and incumbent is not None:
+        bound = min(bound, best_value)
+    if bound is not None and model.integral:
+        bound = math.ceil(bound - 1e-6)
+    if best_labels is None:
+        return ExactResult(None, None, bound, "time_limit", rounds, cuts, log, stats)
+    if bound is not None and bound >= best_value - 1e-9:
+        return ExactResult(best_labels, best_value, best_value, "optimal", rounds, cuts, log,
+                           stats)
+    return ExactResult(best_labels, best_value, bound, "time_limit", rounds, cuts, log, stats)
+
+
+def _canonical(root: np.ndarray) -> np.ndarray:
+    """Part labels 0..k−1 in order of each part's first node."""
+    mapping: dict[int, int] = {}
+    out = np.empty(len(root), dtype=np.int64)
+    for i, r in enumerate(root.tolist()):
+        out[i] = mapping.setdefault(r, len(mapping))
+    return out
+
+
+# --------------------------------------------------------------------------- public
 
 
 def solve_cut_edges(
@@ -130,131 +422,89 @@ def solve_cut_edges(
     upper: float,
     time_limit: float,
     solver: str = "highs",
-    _ordered: bool = False,
+    edge_cost: np.ndarray | None = None,
+    start: np.ndarray | None = None,
 ) -> ExactResult:
-    """Minimum cut edges over partitions of ``0..n-1`` into ``k`` connected parts in bounds.
+    """Minimum (weighted) cut edges over partitions into ``k`` connected parts in bounds.
 
-    ``edges`` holds one row ``(u, v)`` per undirected edge. Nodes are first renumbered
-    in breadth-first order from a peripheral node, so that the labels' first nodes,
-    which the symmetry breaking relies on, lie next to each other.
+    ``edges`` holds one row ``(u, v)`` per undirected edge; ``edge_cost`` is each
+    edge's cost when cut (1 if ``None``). ``start`` is an optional valid plan (labels
+    0..k−1) whose value the solver must beat.
     """
-    start = time.monotonic()
-    order = np.arange(n) if _ordered else _search_order(n, edges)
-    if not np.array_equal(order, np.arange(n)):
-        position = np.empty(n, dtype=np.int64)
-        position[order] = np.arange(n)
-        inner = solve_cut_edges(n, position[edges], weights[order], k=k, lower=lower,
-                                upper=upper, time_limit=time_limit, solver=solver,
-                                _ordered=True)
-        if inner.labels is not None:
-            inner.labels = inner.labels[position]
-        return inner
-    problem = pulp.LpProblem("districting_cut_edges", pulp.LpMinimize)
-    x = {(i, d): pulp.LpVariable(f"x_{i}_{d}", cat="Binary")
-         for i in range(n) for d in range(min(i + 1, k))}
-    cut = {(int(u), int(v)): pulp.LpVariable(f"c_{u}_{v}", lowBound=0, upBound=1)
-           for u, v in edges}
-    problem += pulp.lpSum(cut.values())
-    for i in range(n):
-        problem += pulp.lpSum(x[i, d] for d in range(min(i + 1, k))) == 1
-    # Labels appear in order of their first node: node i may open label d only if an
-    # earlier node already holds label d − 1 (this removes all k! relabellings).
-    for d in range(1, k):
-        for i in range(d, n):
-            problem += x[i, d] <= pulp.lpSum(x[j, d - 1] for j in range(d - 1, i))
-    for d in range(k):
-        size = pulp.lpSum(float(weights[i]) * x[i, d] for i in range(d, n))
-        problem += size >= lower
-        problem += size <= upper
-    for (u, v), var in cut.items():
-        for d in range(k):
-            xu, xv = x.get((u, d), 0), x.get((v, d), 0)
-            problem += var >= xu - xv
-            problem += var >= xv - xu
-    conflicts = _conflicts(n, edges, weights, upper)
-    if len(conflicts) * k <= MAX_CONFLICT_ROWS:
-        for i, j in conflicts:
-            for d in range(min(i + 1, k)):
-                if (j, d) in x:
-                    problem += x[i, d] + x[j, d] <= 1
-    adjacency: list[list[int]] = [[] for _ in range(n)]
-    for u, v in cut:
-        adjacency[u].append(v)
-        adjacency[v].append(u)
-    rounds = cuts = 0
-    log: list[str] = []
-    bound: float | None = None
-    while True:
-        rounds += 1
-        left = time_limit - (time.monotonic() - start)
-        if left <= 0:
-            log.append(f"round {rounds}: no time left")
-            return ExactResult(None, None, bound, "time_limit", rounds, cuts, log)
-        with _native_output_silenced():
-            problem.solve(_solver(solver, left))
-        status = pulp.LpStatus[problem.status]
-        round_bound = _dual_bound(problem, solver)
-        if status == "Infeasible":
-            log.append(f"round {rounds}: infeasible")
-            return ExactResult(None, None, None, "infeasible", rounds, cuts, log)
-        if problem.sol_status not in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
-            log.append(f"round {rounds}: {status}, no solution")
-            return ExactResult(None, None, bound, "time_limit", rounds, cuts, log)
-        proven = problem.sol_status == pulp.LpSolutionOptimal
-        objective = float(pulp.value(problem.objective))
-        if proven:
-            round_bound = objective if round_bound is None else max(round_bound, objective)
-        if round_bound is not None:
-            bound = round_bound if bound is None else max(bound, round_bound)
-        labels = _labels(x, n, k)
-        added = _separate(problem, x, labels, adjacency, weights, k)
-        cuts += added
-        log.append(f"round {rounds}: {status}, objective {objective:.0f}, "
-                   f"bound {bound if bound is not None else float('nan'):.2f}, "
-                   f"{added} separator cut(s) added, {time.monotonic() - start:.1f} s")
-        if added == 0:
-            final = "optimal" if proven else "time_limit"
-            return ExactResult(labels, round(objective, 6), bound, final, rounds, cuts, log)
-        if not proven:
-            # The time limit stopped a relaxed solve: its solution is not connected.
-            return ExactResult(None, None, bound, "time_limit", rounds, cuts, log)
+    clock = time.monotonic()
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    cost = np.ones(len(edges)) if edge_cost is None else np.asarray(edge_cost, dtype=float)
+    neighbours = neighbour_lists(n, edges)
+    order = root_order(neighbours, weights, lower)
+    position = np.empty(n, dtype=np.int64)
+    position[order] = np.arange(n)
+    inner_edges = np.sort(position[edges], axis=1)
+    inner_weights = weights[order]
+    model = _rooted_model(n, inner_edges, inner_weights, cost, k=k, lower=lower, upper=upper)
+    log = [f"rooted model: {model.candidates.roots.size} possible roots, "
+           f"{len(model.x)} assignments, {len(model.problem.variables())} variables, "
+           f"{model.rows} rows, built in {time.monotonic() - clock:.1f} s"]
+    def evaluate(labels: np.ndarray) -> float:
+        return float(cost[labels[inner_edges[:, 0]] != labels[inner_edges[:, 1]]].sum())
+
+    incumbent = None
+    if start is not None:
+        inner_start = _canonical(np.asarray(start)[order])
+        incumbent = (inner_start, evaluate(inner_start))
+        log.append(f"starting plan: {incumbent[1]:g}")
+    if any(not any((i, j) in model.x for j in model.candidates.roots.tolist())
+           for i in range(n)):
+        log.append("some node cannot join any part within the bounds")
+        return ExactResult(None, None, None, "infeasible", 0, 0, log)
+    result = _solve(model, n, neighbour_lists(n, inner_edges), k=k, solver=solver,
+                    time_limit=time_limit, start=clock, incumbent=incumbent,
+                    evaluate=evaluate, log=log)
+    if result.labels is not None:
+        result.labels = _canonical(result.labels[position])
+    return result
 
 
-def _labels(x: dict[tuple[int, int], pulp.LpVariable], n: int, k: int) -> np.ndarray:
-    """The district of each node in the current solution."""
-    out = np.zeros(n, dtype=np.int64)
-    for i in range(n):
-        values = [float(x[i, d].value() or 0.0) for d in range(min(i + 1, k))]
-        out[i] = int(np.argmax(values))
-    return out
-
-
-def _separate(
-    problem: pulp.LpProblem,
-    x: dict[tuple[int, int], pulp.LpVariable],
-    labels: np.ndarray,
-    adjacency: list[list[int]],
+def solve_centred(
+    n: int,
+    edges: np.ndarray,
     weights: np.ndarray,
+    cost_to: CostFunction,
+    value: Callable[[np.ndarray], float],
+    *,
     k: int,
-) -> int:
-    """Add an a,b-separator inequality for every piece cut off from its district."""
-    added = 0
-    for d in range(k):
-        members = [int(i) for i in np.flatnonzero(labels == d)]
-        graph = nx.Graph()
-        graph.add_nodes_from(members)
-        graph.add_edges_from((u, v) for u in members for v in adjacency[u] if labels[v] == d)
-        pieces = sorted(nx.connected_components(graph),
-                        key=lambda c: (-sum(weights[i] for i in c), min(c)))
-        if len(pieces) <= 1:
-            continue
-        main = max(pieces[0], key=lambda i: (weights[i], -i))
-        for piece in pieces[1:]:
-            a = max(piece, key=lambda i: (weights[i], -i))
-            boundary = sorted({w for u in piece for w in adjacency[u] if w not in piece})
-            for label in range(k):
-                if (a, label) in x and (main, label) in x:
-                    problem += (x[a, label] + x[main, label] - 1
-                                <= pulp.lpSum(x[c, label] for c in boundary if (c, label) in x))
-                    added += 1
-    return added
+    lower: float,
+    upper: float,
+    time_limit: float,
+    solver: str = "highs",
+    start: np.ndarray | None = None,
+) -> ExactResult:
+    """Minimum Σ cost to centre over partitions into ``k`` connected parts in bounds.
+
+    ``cost_to(j, nodes)`` returns the cost of each of ``nodes`` when ``j`` is its
+    centre (for inertia: weight × squared distance; for travel: weight × network
+    distance), and ``value(labels)`` a whole plan's objective with the best centre of
+    each part. Centres are chosen among the nodes.
+    """
+    clock = time.monotonic()
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    candidates = centre_candidates(n, edges, weights, lower=lower, upper=upper)
+    cost: dict[tuple[int, int], float] = {}
+    for j in candidates.roots.tolist():
+        members = candidates.members[j]
+        values = cost_to(j, members)
+        for i, c in zip(members.tolist(), np.asarray(values, dtype=float).tolist(), strict=True):
+            cost[i, j] = c
+    model = _centred_model(n, edges, weights, cost, candidates, k=k, lower=lower, upper=upper)
+    log = [f"centred model: {candidates.roots.size} possible centres, {len(model.x)} "
+           f"assignments, {model.rows} rows, built in {time.monotonic() - clock:.1f} s"]
+    incumbent = None
+    if start is not None:
+        labels = _canonical(np.asarray(start))
+        incumbent = (labels, value(labels))
+        log.append(f"starting plan: {incumbent[1]:g}")
+    if any(not any((i, j) in model.x for j in candidates.roots.tolist()) for i in range(n)):
+        log.append("some node cannot join any part within the bounds")
+        return ExactResult(None, None, None, "infeasible", 0, 0, log)
+    return _solve(model, n, neighbour_lists(n, edges), k=k, solver=solver,
+                  time_limit=time_limit, start=clock, incumbent=incumbent, evaluate=value,
+                  log=log)

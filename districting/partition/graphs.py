@@ -21,7 +21,8 @@ def read_graph(path: str | Path) -> nx.Graph:
 
     Accepted: networkx adjacency JSON (``.json``, ``.json.gz``; node-link JSON too);
     GeoPackage or GeoJSON polygons, joined by rook adjacency (nodes are numbered by
-    row); the ``units`` and ``unit_adjacency`` layers of a ``plan.gpkg``.
+    row); the ``units`` and ``unit_adjacency`` layers of a ``plan.gpkg``. Nodes read
+    from geometry also get ``x``/``y``: a point inside each shape, in metres.
     """
     path = Path(path)
     if not path.is_file():
@@ -67,12 +68,22 @@ def _read_json(path: Path) -> nx.Graph:
     return nx.Graph(graph)
 
 
+def _positions(frame: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each feature's representative point in metres (projected to UTM if geographic)."""
+    if frame.crs is not None and frame.crs.is_geographic:
+        frame = frame.to_crs(frame.estimate_utm_crs())
+    points = frame.geometry.representative_point()
+    return np.asarray(points.x, dtype=float), np.asarray(points.y, dtype=float)
+
+
 def _read_plan(path: Path) -> nx.Graph:
     units = gpd.read_file(path, layer="units", engine="pyogrio")
     edges = gpd.read_file(path, layer="unit_adjacency", engine="pyogrio")
     graph = nx.Graph()
-    for row in units.drop(columns="geometry").to_dict("records"):
-        graph.add_node(str(row["unit_id"]), **row)
+    xs, ys = _positions(units)
+    for row, x, y in zip(units.drop(columns="geometry").to_dict("records"), xs, ys,
+                         strict=True):
+        graph.add_node(str(row["unit_id"]), **{"x": float(x), "y": float(y), **row})
     for u, v, length in zip(edges["u"].astype(str), edges["v"].astype(str),
                             edges["length_m"], strict=True):
         graph.add_edge(u, v, length=float(length))
@@ -89,8 +100,10 @@ def _read_polygons(path: Path) -> nx.Graph:
     if not kinds.isin(["Polygon", "MultiPolygon"]).all():
         raise InputFileError(f"{path}: every feature must be a polygon for rook adjacency")
     graph = nx.Graph()
-    for index, row in enumerate(frame.drop(columns="geometry").to_dict("records")):
-        graph.add_node(str(index), **row)
+    xs, ys = _positions(frame)
+    for index, (row, x, y) in enumerate(zip(frame.drop(columns="geometry").to_dict("records"),
+                                            xs, ys, strict=True)):
+        graph.add_node(str(index), **{"x": float(x), "y": float(y), **row})
     pairs = polygon_contiguity(np.asarray(frame.geometry.make_valid()))
     graph.add_edges_from((str(u), str(v)) for u, v in pairs.tolist())
     return graph
