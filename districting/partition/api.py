@@ -14,12 +14,14 @@ import scipy.sparse as sp
 from districting.errors import PartitionError
 from districting.partition import adjacency_from_edges, objectives, partition_graph
 from districting.partition.exact import SOLVERS, solve_centred, solve_cut_edges
-from districting.partition.polish import polish_cut_edges
+from districting.partition.polish import best_start
 
 logger = logging.getLogger(__name__)
 
 OBJECTIVES = objectives.OBJECTIVES
 METHODS = ("ilp", "heuristic", "auto")
+#: Share of the time limit the exact method spends on its starting plan (cut edges).
+START_SHARE = 0.3
 #: ``method="auto"`` uses the exact model up to this many nodes.
 AUTO_EXACT_NODES = 200
 
@@ -121,6 +123,7 @@ def partition(
     solver: str = "highs",
     edge_weight: str | None = None,
     position: tuple[str, str] | None = None,
+    exact_model: str = "labelled",
 ) -> Plan:
     """Partition ``graph`` into ``k`` connected parts whose ``weight`` lies in ``[lower, upper]``.
 
@@ -129,7 +132,8 @@ def partition(
     ``inertia`` sums weight × squared distance to each part's centre and
     ``travel`` weight × distance along the graph's edges, centres chosen among the
     nodes. ``position`` names the node attributes holding coordinates (found
-    automatically when ``None``).
+    automatically when ``None``). ``exact_model`` picks the cut-edge ILP
+    (``labelled`` or ``rooted``, see :mod:`districting.partition.exact`).
 
     ``method="ilp"`` proves optimality when it can, ``"heuristic"`` is fast and
     scales, ``"auto"`` uses the exact model up to :data:`AUTO_EXACT_NODES` nodes and
@@ -170,33 +174,32 @@ def partition(
     adjacency = adjacency_from_edges(n, edges)
     use_exact = method == "ilp" or (method == "auto" and n <= AUTO_EXACT_NODES)
     log: list[str] = []
-    heuristic_share = 0.1 if use_exact else 1.0
-    found, ok = _heuristic(adjacency, weights, k, lower, upper, seed,
-                           max(1.0, heuristic_share * time_limit))
-    labels: np.ndarray | None = found
-    if not ok:
-        labels = None
+    labels: np.ndarray | None
+    if use_exact and score.edge_cost is not None:
+        labels, steps = best_start(adjacency, edges, weights, k=k, lower=lower, upper=upper,
+                                   seed=seed, time_limit=START_SHARE * time_limit,
+                                   edge_cost=score.edge_cost, solver=solver)
+        log.extend(steps)
+    else:
+        found, ok = _heuristic(adjacency, weights, k, lower, upper, seed,
+                               max(1.0, (0.1 if use_exact else 1.0) * time_limit))
+        labels = found if ok else None
+        if ok:
+            log.append(f"heuristic plan: {score.value(found):g}")
+    if labels is None:
         log.append("the heuristic found no partition within the bounds"
                    + ("" if use_exact else " (none is proven impossible; try --method ilp)"))
-    else:
-        log.append(f"heuristic plan: {score.value(found):g}")
     used, used_solver = "heuristic", "tree-bisection"
     status = "feasible" if labels is not None else "no_plan_found"
     bound: float | None = None
     if use_exact:
         used, used_solver = "ilp", solver
-        if labels is not None and score.edge_cost is not None and k >= 3:
-            labels, steps = polish_cut_edges(
-                edges, weights, labels, lower=lower, upper=upper, solver=solver,
-                time_limit=0.25 * (time_limit - (time.monotonic() - start)),
-                edge_cost=score.edge_cost)
-            log.extend(steps)
-            log.append(f"polished plan: {score.value(labels):g}")
         left = max(1.0, time_limit - (time.monotonic() - start))
         if score.edge_cost is not None:
             result = solve_cut_edges(n, edges, weights, k=k, lower=lower, upper=upper,
                                      time_limit=left, solver=solver,
-                                     edge_cost=score.edge_cost, start=labels)
+                                     edge_cost=score.edge_cost, start=labels,
+                                     model_kind=exact_model)
         else:
             result = solve_centred(n, edges, weights, score.cost_to, score.value, k=k,
                                    lower=lower,

@@ -1,29 +1,34 @@
 """Exact districting: mixed-integer models solved with HiGHS (or CBC) through pulp.
 
-Two models, both in the assignment form ``x[i, j] = 1`` when node ``i`` joins the
-part rooted (or centred) at node ``j``:
+Nodes are first put in :func:`~districting.partition.fixing.root_order`; a part's
+*root* is its first node in that order, so every partition has exactly one
+representation and no symmetry between labels is left.
 
-- **Rooted model** (cut edges). Nodes are put in :func:`~districting.partition.fixing.root_order`
-  and a part's root is its first node, so every partition has exactly one
-  representation (no symmetry between labels). The objective is written in the
-  extended form ``z[u, v, j] ≥ x[u, j] − x[v, j]`` summed over roots, whose relaxation
-  counts an edge by the total variation of its ends' assignments. Contiguity is
-  exact and compact: a single-commodity flow leaves each root, every other node
-  consumes one unit, and flow may cross only uncut edges. Its big-M is the most
-  nodes a part can hold.
-- **Centred model** (inertia, travel). ``x[j, j] = 1`` makes ``j`` a centre and
-  each node pays its cost to its centre. Contiguity is enforced by separation: a
-  node must have a neighbour in its part on the way to the centre (added up front),
-  and for every piece cut off from its centre in a solution the separator
-  inequality ``x[a, j] ≤ Σ x[c, j]`` over the piece's boundary ``c`` is added before
-  solving again. A model holding only some of these inequalities is a relaxation,
-  so its bound stays valid.
+- **Labelled model** (cut edges, the default). ``p[i, d] = 1`` puts node ``i`` in
+  part ``d``; ``r[j, d] = 1`` makes ``j`` the root of part ``d``; parts are numbered
+  in the order of their roots. ``k × (n + |E|)`` variables.
+- **Rooted model** (cut edges, for comparison). ``x[i, j] = 1`` when node ``i``
+  joins the part rooted at ``j``; ``|E| × roots`` objective variables.
+- **Centred model** (inertia, travel). ``x[i, j] = 1`` when ``i`` joins the part
+  centred at ``j`` (``x[j, j]`` opens the centre); each node pays its cost to its centre.
 
-Both models drop every assignment ruled out by :mod:`~districting.partition.fixing`
-(reach under the upper bound, too-light roots). Given a valid starting plan, they
-also use it twice: its value becomes a cutoff so only strictly better plans are
-searched, and the LP relaxation's reduced costs fix every assignment that could
-only lead to plans no better than it (reduced-cost fixing).
+Cut edges are counted in extended form, ``z[u, v, d] ≥ p[u, d] − p[v, d]`` summed over
+parts, whose relaxation counts an edge by the total variation of its ends' labels.
+Their contiguity is exact and compact: a single-commodity flow leaves each root,
+every other node takes in one unit, and flow may cross only uncut edges; the big-M
+is the most nodes a part can hold. Cover rows add that a tree heavier than
+``t × upper`` has at least ``t`` cut edges.
+
+The centred model's contiguity is enforced by separation: a member must have a
+neighbour in its part (added up front), and for every piece cut off from its centre
+in a solution the separator inequality ``x[a, j] ≤ Σ x[c, j]`` over the piece's
+boundary ``c`` is added before solving again. A model holding only some of these
+inequalities is a relaxation, so its bound stays valid.
+
+All models drop every assignment ruled out by :mod:`~districting.partition.fixing`.
+Given a valid starting plan, they use it twice: its value becomes a cutoff so only
+strictly better plans are searched, and the LP relaxation's reduced costs fix every
+assignment that could only lead to plans no better than it.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ from districting.partition.fixing import (
 logger = logging.getLogger(__name__)
 
 SOLVERS = ("highs", "cbc")
+#: Cut-edge models: labelled (one binary per node and part) or rooted (per possible root).
+CUT_MODELS = ("labelled", "rooted")
 #: ``cost_to(j, nodes)`` gives each node's cost when ``j`` is its centre.
 CostFunction = Callable[[int, np.ndarray], np.ndarray]
 #: Share of the time limit spent on the LP relaxation for reduced-cost fixing, at most.
@@ -86,6 +93,8 @@ class _Model:
     candidates: Candidates
     integral: bool
     rows: int = 0
+    #: Each node's root in the current solution (by default read from ``x``).
+    roots_of: Callable[[], np.ndarray] | None = None
 
 
 # --------------------------------------------------------------------------- solvers
@@ -178,7 +187,7 @@ def _towards_root_rows(problem: pulp.LpProblem, x: dict[tuple[int, int], pulp.Lp
 
 
 def _rooted_model(n: int, edges: np.ndarray, weights: np.ndarray, edge_cost: np.ndarray, *,
-                  k: int, lower: float, upper: float) -> _Model:
+                  k: int, lower: float, upper: float, cover: bool) -> _Model:
     """The rooted cut-edge model, for nodes already numbered in root order."""
     candidates = rooted_candidates(n, edges, weights, lower=lower, upper=upper)
     integral = bool(np.all(edge_cost == np.round(edge_cost)))
@@ -204,6 +213,8 @@ def _rooted_model(n: int, edges: np.ndarray, weights: np.ndarray, edge_cost: np.
     problem += pulp.lpSum(objective)
     rows += _assignment_rows(problem, x, candidates, weights, n=n, k=k, lower=lower,
                              upper=upper)
+    if cover:
+        rows += _cover_rows(problem, edges, weights, [a for _, _, a in uncut], k=k, upper=upper)
     # Single-commodity flow: roots send, every node consumes one unit, uncut edges only.
     big_m = max(0, largest_part_size(weights, upper) - 1)
     inflow: list[list[pulp.LpVariable]] = [[] for _ in range(n)]
@@ -229,6 +240,151 @@ def _rooted_model(n: int, edges: np.ndarray, weights: np.ndarray, edge_cost: np.
     return _Model(problem, x, candidates, integral, rows)
 
 
+def _labelled_model(n: int, edges: np.ndarray, weights: np.ndarray, edge_cost: np.ndarray, *,
+                    k: int, lower: float, upper: float, cover: bool) -> _Model | None:
+    """The labelled cut-edge model, nodes numbered in root order; ``None`` if infeasible.
+
+    ``p[i, d] = 1`` puts node ``i`` in part ``d``; ``r[j, d] = 1`` makes ``j`` the
+    root (first node) of part ``d``, and parts are numbered in the order of their
+    roots, so each partition has one labelling. Node 0 roots part 0. A node joins
+    part ``d`` only if that part's root may hold it. The model has ``k × (n + |E|)``
+    variables instead of the rooted model's ``|E| × roots``, and uses the same
+    fixing, cover rows and flow contiguity.
+    """
+    candidates = rooted_candidates(n, edges, weights, lower=lower, upper=upper)
+    roots = candidates.roots.tolist()
+    if not roots or roots[0] != 0 or len(roots) < k:
+        return None
+    holders: list[list[int]] = [[] for _ in range(n)]
+    for j in roots:
+        for i in candidates.members[j].tolist():
+            holders[i].append(j)
+    if any(not h for h in holders):
+        return None
+    position_of_root = {j: q for q, j in enumerate(roots)}
+    integral = bool(np.all(edge_cost == np.round(edge_cost)))
+    category = "Integer" if integral else "Continuous"
+    problem = pulp.LpProblem("districting_labelled", pulp.LpMinimize)
+    # Part d's root is the d-th root or later, and leaves room for the k−1−d after it.
+    r = {(j, d): pulp.LpVariable(f"r_{j}_{d}", cat="Binary")
+         for j in roots for d in range(k)
+         if d <= position_of_root[j] <= len(roots) - k + d}
+    x = {(i, d): pulp.LpVariable(f"p_{i}_{d}", cat="Binary")
+         for i in range(n) for d in range(k)
+         if any((j, d) in r and j <= i for j in holders[i])}
+    rows = 0
+    objective = []
+    across_by_edge: list[list[pulp.LpVariable]] = []
+    for e, (u, v) in enumerate(edges.tolist()):
+        across = []
+        for d in range(k):
+            if (u, d) in x or (v, d) in x:
+                z = pulp.LpVariable(f"z_{u}_{v}_{d}", lowBound=0, upBound=1, cat=category)
+                problem += z >= x.get((u, d), 0) - x.get((v, d), 0), f"cut_{u}_{v}_{d}"
+                across.append(z)
+                rows += 1
+        objective.append(float(edge_cost[e]) * pulp.lpSum(across))
+        across_by_edge.append(across)
+    problem += pulp.lpSum(objective)
+    for i in range(n):
+        problem += pulp.lpSum(x[i, d] for d in range(k) if (i, d) in x) == 1, f"one_{i}"
+    for d in range(k):
+        own = [key for key in r if key[1] == d]
+        problem += pulp.lpSum(r[key] for key in own) == 1, f"root_of_{d}"
+        size = pulp.lpSum(float(weights[i]) * x[i, e] for (i, e) in x if e == d)
+        problem += size >= lower, f"lower_{d}"
+        problem += size <= upper, f"upper_{d}"
+        rows += 3
+        for j, _ in own:
+            problem += r[j, d] <= x[j, d], f"root_in_{j}_{d}"
+            rows += 1
+            for i in range(j):
+                if (i, d) in x:
+                    problem += r[j, d] + x[i, d] <= 1, f"root_first_{i}_{j}_{d}"
+                    rows += 1
+            if d:
+                earlier = [r[i, d - 1] for i in roots if i < j and (i, d - 1) in r]
+                problem += r[j, d] <= pulp.lpSum(earlier), f"after_{j}_{d}"
+                rows += 1
+    for (i, d), var in x.items():
+        able = [r[j, d] for j in holders[i] if (j, d) in r and j <= i]
+        problem += var <= pulp.lpSum(able), f"held_{i}_{d}"
+        rows += 1
+    if cover:
+        rows += _cover_rows(problem, edges, weights, across_by_edge, k=k, upper=upper)
+    big_m = max(0, largest_part_size(weights, upper) - 1)
+    inflow: list[list[pulp.LpVariable]] = [[] for _ in range(n)]
+    outflow: list[list[pulp.LpVariable]] = [[] for _ in range(n)]
+    for (u, v), across in zip(edges.tolist(), across_by_edge, strict=True):
+        forward = pulp.LpVariable(f"f_{u}_{v}", lowBound=0, upBound=big_m)
+        backward = pulp.LpVariable(f"f_{v}_{u}", lowBound=0, upBound=big_m)
+        problem += forward + backward + big_m * pulp.lpSum(across) <= big_m, f"flow_{u}_{v}"
+        outflow[u].append(forward)
+        inflow[v].append(forward)
+        outflow[v].append(backward)
+        inflow[u].append(backward)
+    for i in range(n):
+        # Non-roots take in one unit; a root may send up to big_m (room for its own unit).
+        source = pulp.lpSum((big_m + 1) * r[i, d] for d in range(k) if (i, d) in r)
+        problem += (pulp.lpSum(inflow[i]) - pulp.lpSum(outflow[i]) + source >= 1,
+                    f"balance_{i}")
+    rows += len(edges) + n
+
+    def roots_of() -> np.ndarray:
+        first = {d: j for (j, d), var in r.items() if (var.value() or 0.0) > 0.5}
+        out = np.zeros(n, dtype=np.int64)
+        for (i, d), var in x.items():
+            if (var.value() or 0.0) > 0.5:
+                out[i] = first.get(d, 0)
+        return out
+
+    return _Model(problem, {**x, **{(j, -1 - d): var for (j, d), var in r.items()}},
+                  candidates, integral, rows, roots_of)
+
+
+def _cover_rows(problem: pulp.LpProblem, edges: np.ndarray, weights: np.ndarray,
+                across: list[list[pulp.LpVariable]], *, k: int, upper: float) -> int:
+    """Heavy connected sets are cut inside: a tree over ``t × upper`` has ≥ ``t`` cut edges.
+
+    If fewer of the tree's edges were cut, its nodes would fall into at most ``t``
+    parts, too few to hold its weight. One tree per node: the breadth-first ball
+    around it, grown until it outweighs ``t × upper`` for ``t = 1 … k − 1``.
+    """
+    n = len(weights)
+    incident: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+    for e, (u, v) in enumerate(edges.tolist()):
+        incident[u].append((v, e))
+        incident[v].append((u, e))
+    seen: set[tuple[int, ...]] = set()
+    rows = 0
+    for s in range(n):
+        reached = {s}
+        frontier = [s]
+        tree: list[int] = []
+        total = float(weights[s])
+        level = 1
+        while frontier and level < k:
+            following = []
+            for u in frontier:
+                for v, e in sorted(incident[u]):
+                    if v in reached:
+                        continue
+                    reached.add(v)
+                    following.append(v)
+                    tree.append(e)
+                    total += float(weights[v])
+                    while total > level * upper + 1e-9 and level < k:
+                        key = (level, *sorted(tree))
+                        if key not in seen:
+                            seen.add(key)
+                            problem += (pulp.lpSum(z for f in tree for z in across[f]) >= level,
+                                        f"cover_{s}_{level}")
+                            rows += 1
+                        level += 1
+            frontier = following
+    return rows
+
+
 def _centred_model(n: int, edges: np.ndarray, weights: np.ndarray,
                    cost: dict[tuple[int, int], float], candidates: Candidates, *, k: int,
                    lower: float, upper: float) -> _Model:
@@ -249,6 +405,9 @@ def _centred_model(n: int, edges: np.ndarray, weights: np.ndarray,
 
 def _labels(model: _Model, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Each node's root in the current solution, and the roots in use."""
+    if model.roots_of is not None:
+        root = model.roots_of()
+        return root, np.unique(root)
     root = np.full(n, -1, dtype=np.int64)
     for (i, j), var in model.x.items():
         if (var.value() or 0.0) > 0.5:
@@ -424,12 +583,15 @@ def solve_cut_edges(
     solver: str = "highs",
     edge_cost: np.ndarray | None = None,
     start: np.ndarray | None = None,
+    model_kind: str = "labelled",
+    cover: bool = True,
 ) -> ExactResult:
     """Minimum (weighted) cut edges over partitions into ``k`` connected parts in bounds.
 
     ``edges`` holds one row ``(u, v)`` per undirected edge; ``edge_cost`` is each
     edge's cost when cut (1 if ``None``). ``start`` is an optional valid plan (labels
-    0..k−1) whose value the solver must beat.
+    0..k−1) whose value the solver must beat. ``model_kind`` picks the labelled
+    (default) or rooted model; ``cover`` adds the cover rows.
     """
     clock = time.monotonic()
     edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
@@ -440,8 +602,22 @@ def solve_cut_edges(
     position[order] = np.arange(n)
     inner_edges = np.sort(position[edges], axis=1)
     inner_weights = weights[order]
-    model = _rooted_model(n, inner_edges, inner_weights, cost, k=k, lower=lower, upper=upper)
-    log = [f"rooted model: {model.candidates.roots.size} possible roots, "
+    kind = model_kind
+    if kind not in CUT_MODELS:
+        raise ValueError(f"unknown model {kind!r} (choose from {', '.join(CUT_MODELS)})")
+    if kind == "labelled":
+        labelled = _labelled_model(n, inner_edges, inner_weights, cost, k=k, lower=lower,
+                                   upper=upper, cover=cover)
+        if labelled is None:
+            return ExactResult(None, None, None, "infeasible", 0, 0,
+                               [f"fewer than {k} nodes can root a part within the bounds, "
+                                "or some node can join none"])
+        model = labelled
+    else:
+        model = _rooted_model(n, inner_edges, inner_weights, cost, k=k, lower=lower,
+                              upper=upper, cover=cover)
+    log = [f"{kind} model: "
+           f"{model.candidates.roots.size} possible roots, "
            f"{len(model.x)} assignments, {len(model.problem.variables())} variables, "
            f"{model.rows} rows, built in {time.monotonic() - clock:.1f} s"]
     def evaluate(labels: np.ndarray) -> float:
@@ -452,8 +628,9 @@ def solve_cut_edges(
         inner_start = _canonical(np.asarray(start)[order])
         incumbent = (inner_start, evaluate(inner_start))
         log.append(f"starting plan: {incumbent[1]:g}")
-    if any(not any((i, j) in model.x for j in model.candidates.roots.tolist())
-           for i in range(n)):
+    if kind != "labelled" and any(not any((i, j) in model.x
+                                          for j in model.candidates.roots.tolist())
+                      for i in range(n)):
         log.append("some node cannot join any part within the bounds")
         return ExactResult(None, None, None, "infeasible", 0, 0, log)
     result = _solve(model, n, neighbour_lists(n, inner_edges), k=k, solver=solver,

@@ -12,11 +12,16 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import scipy.sparse as sp
 
 from districting.partition.exact import solve_cut_edges
 
 #: Seconds allowed for one pair's sub-model, at most.
 PAIR_SECONDS = 20.0
+#: Seeded heuristic starts tried by :func:`best_start`, at most.
+STARTS = 8
+#: :func:`best_start` stops after this many starts in a row that improve nothing.
+PATIENCE = 3
 
 
 def _pairs(edges: np.ndarray, labels: np.ndarray, cost: np.ndarray) -> list[tuple[int, int]]:
@@ -81,3 +86,54 @@ def polish_cut_edges(
             elif result.status == "optimal":
                 settled.add(key)
     return labels, log
+
+
+def best_start(
+    adjacency: sp.csr_matrix,
+    edges: np.ndarray,
+    weights: np.ndarray,
+    *,
+    k: int,
+    lower: float,
+    upper: float,
+    seed: int,
+    time_limit: float,
+    edge_cost: np.ndarray | None = None,
+    solver: str = "highs",
+) -> tuple[np.ndarray | None, list[str]]:
+    """The best of several seeded heuristic plans, each polished; ``None`` if none is valid.
+
+    Polishing ends in a local optimum that depends on the start, so the budget is
+    spent on fresh starts (seeds ``seed``, ``seed + 1``, …) rather than on one,
+    until :data:`PATIENCE` starts in a row bring nothing better.
+    """
+    from districting.partition import partition_graph
+
+    clock = time.monotonic()
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    cost = np.ones(len(edges)) if edge_cost is None else np.asarray(edge_cost, dtype=float)
+    best: tuple[float, np.ndarray] | None = None
+    log: list[str] = []
+    stale = 0
+    for attempt in range(STARTS):
+        left = time_limit - (time.monotonic() - clock)
+        if left <= 1.0 or (attempt and k < 3) or stale >= PATIENCE:
+            break
+        found = partition_graph(adjacency, weights, k=k, lower=lower, upper=upper,
+                                seed=seed + attempt, time_limit=min(left, 10.0))
+        if found.status != "within_bounds":
+            continue
+        labels = found.labels
+        before = float(cost[labels[edges[:, 0]] != labels[edges[:, 1]]].sum())
+        left = time_limit - (time.monotonic() - clock)
+        labels, _ = polish_cut_edges(edges, weights, labels, lower=lower, upper=upper,
+                                     time_limit=min(left, max(left / 2, 30.0)),
+                                     edge_cost=cost, solver=solver)
+        value = float(cost[labels[edges[:, 0]] != labels[edges[:, 1]]].sum())
+        log.append(f"start {seed + attempt}: heuristic {before:g}, polished {value:g}")
+        if best is None or value < best[0]:
+            best = (value, labels)
+            stale = 0
+        else:
+            stale += 1
+    return (None if best is None else best[1]), log
