@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import itertools
 import json
 import random
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 import pytest
+from brute import connected_partitions
 from click.testing import CliRunner
 
 from districting.cli import main
@@ -91,29 +91,6 @@ def test_bad_requests_are_clear_errors(kwargs: dict[str, str], message: str) -> 
     nx.set_node_attributes(graph, {n: 1.0 for n in graph.nodes if n != 0}, "negative")
     with pytest.raises(PartitionError, match=message):
         partition(graph, 2, **options)  # type: ignore[arg-type]
-
-
-def connected_partitions(graph: nx.Graph, k: int, weight: str, lower: float,
-                         upper: float) -> list[dict[int, int]]:
-    """Every partition into k connected parts within bounds, by brute force."""
-    nodes = sorted(graph.nodes)
-    found = []
-    for labels in itertools.product(range(k), repeat=len(nodes) - 1):
-        labels = (0, *labels)
-        if len(set(labels)) != k or any(labels.index(d) > labels.index(d + 1)
-                                        for d in range(k - 1)):
-            continue
-        assignment = dict(zip(nodes, labels, strict=True))
-        ok = True
-        for d in range(k):
-            members = [v for v in nodes if assignment[v] == d]
-            total = sum(graph.nodes[v][weight] for v in members)
-            if not lower <= total <= upper or not nx.is_connected(graph.subgraph(members)):
-                ok = False
-                break
-        if ok:
-            found.append(assignment)
-    return found
 
 
 def small_instance(seed: int) -> nx.Graph:
