@@ -64,6 +64,8 @@ CUT_MODELS = ("labelled", "rooted")
 CostFunction = Callable[[int, np.ndarray], np.ndarray]
 #: Share of the time limit spent on the LP relaxation for reduced-cost fixing, at most.
 LP_SHARE = 0.2
+#: Above this many "root comes first" rows per part, they are aggregated into one per root.
+AGGREGATE_ABOVE = 20_000
 
 
 @dataclass
@@ -95,6 +97,10 @@ class _Model:
     rows: int = 0
     #: Each node's root in the current solution (by default read from ``x``).
     roots_of: Callable[[], np.ndarray] | None = None
+    #: Seconds a solve spends outside the solver, kept off the time limit.
+    overhead: float = 0.0
+    #: The LP relaxation's value, a valid lower bound, once solved.
+    relaxation: float | None = None
 
 
 # --------------------------------------------------------------------------- solvers
@@ -298,10 +304,15 @@ def _labelled_model(n: int, edges: np.ndarray, weights: np.ndarray, edge_cost: n
         for j, _ in own:
             problem += r[j, d] <= x[j, d], f"root_in_{j}_{d}"
             rows += 1
-            for i in range(j):
-                if (i, d) in x:
-                    problem += r[j, d] + x[i, d] <= 1, f"root_first_{i}_{j}_{d}"
-                    rows += 1
+            before = [x[i, d] for i in range(j) if (i, d) in x]
+            if len(before) * len(own) <= AGGREGATE_ABOVE:
+                for i, var in enumerate(before):
+                    problem += r[j, d] + var <= 1, f"root_first_{i}_{j}_{d}"
+                rows += len(before)
+            elif before:  # the same rule in one row: weaker relaxation, far smaller model
+                problem += (pulp.lpSum(before) + len(before) * r[j, d] <= len(before),
+                            f"root_first_{j}_{d}")
+                rows += 1
             if d:
                 earlier = [r[i, d - 1] for i in roots if i < j and (i, d - 1) in r]
                 problem += r[j, d] <= pulp.lpSum(earlier), f"after_{j}_{d}"
@@ -456,17 +467,30 @@ def _add_separators(model: _Model, pieces: list[tuple[int, list[int]]],
     return added
 
 
+def _timed_solve(problem: pulp.LpProblem, solver: pulp.LpSolver) -> float:
+    """Solve; return the seconds spent outside the solver (pulp handing the model over)."""
+    clock = time.monotonic()
+    with _native_output_silenced():
+        problem.solve(solver)
+    wall = time.monotonic() - clock
+    try:
+        inside = float(problem.solverModel.getRunTime())
+    except AttributeError:  # CBC runs as a command; its time is all outside pulp
+        return 0.0
+    return max(0.0, wall - inside)
+
+
 def _reduced_cost_fixing(model: _Model, solver: str, cutoff: float, time_limit: float,
                          log: list[str]) -> int:
     """Fix to 0 every assignment whose reduced cost lifts the LP bound past ``cutoff``."""
     if solver != "highs" or time_limit <= 0:
         return 0
-    with _native_output_silenced():
-        model.problem.solve(_solver(solver, time_limit, mip=False))
+    model.overhead = _timed_solve(model.problem, _solver(solver, time_limit, mip=False))
     if model.problem.status != pulp.LpStatusOptimal:
         log.append("LP relaxation not solved in time; no reduced-cost fixing")
         return 0
     relaxed = float(pulp.value(model.problem.objective) or 0.0)
+    model.relaxation = relaxed
     fixed = 0
     for var in model.x.values():
         value = var.value() or 0.0
@@ -494,16 +518,15 @@ def _solve(model: _Model, n: int, neighbours: list[list[int]], *, k: int, solver
         left = time_limit - (time.monotonic() - start)
         stats["fixed_by_lp"] = float(_reduced_cost_fixing(model, solver, cutoff,
                                                            LP_SHARE * left, log))
-    bound: float | None = None
+    bound: float | None = model.relaxation
     rounds = cuts = 0
     while True:
         rounds += 1
-        left = time_limit - (time.monotonic() - start)
+        left = time_limit - (time.monotonic() - start) - model.overhead
         if left <= 0:
             log.append(f"round {rounds}: no time left")
             break
-        with _native_output_silenced():
-            model.problem.solve(_solver(solver, left, cutoff=cutoff))
+        model.overhead = _timed_solve(model.problem, _solver(solver, left, cutoff=cutoff))
         status = pulp.LpStatus[model.problem.status]
         round_bound = _dual_bound(model.problem, solver)
         has_solution = model.problem.sol_status in (pulp.LpSolutionOptimal,
