@@ -4,8 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 CORE   := $(VENV)/.core-installed
 DEV    := $(VENV)/.dev-installed
+BENCH  := $(VENV)/.bench-installed
 
-.PHONY: demo test lint bench bench-exact clean
+.PHONY: demo test lint bench bench-exact bench-heuristic clean
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
@@ -18,6 +19,10 @@ $(CORE): pyproject.toml | $(PY)
 
 $(DEV): pyproject.toml $(CORE)
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+$(BENCH): pyproject.toml $(DEV)
+	$(PY) -m pip install --quiet -e '.[bench]'
 	@touch $@
 
 ## demo: synthesise the Baikonur-like register and plan it into outputs/baikonur-2021/
@@ -42,6 +47,10 @@ bench: $(DEV)
 ## bench-exact: the exact core against every published optimum (300 s per county, 600 s per tract)
 bench-exact: $(DEV)
 	$(PY) benchmarks/exact.py --time-limit 300 --tract-time-limit 600
+
+## bench-heuristic: our heuristic against GerryChain, pymetis and spopt (installs the bench extra)
+bench-heuristic: $(BENCH)
+	$(PY) benchmarks/heuristic.py --timeout 120
 
 clean:
 	rm -rf $(VENV) outputs/baikonur-2021 .pytest_cache .mypy_cache .ruff_cache
