@@ -181,8 +181,23 @@ def _child(method: str, case: Instance, seed: int, timeout: float, queue: Any) -
     except Exception as exc:  # a peer's failure is a result, not a crash of the benchmark
         labels, note = None, f"error: {type(exc).__name__}: {str(exc)[:60]}"
     seconds = time.monotonic() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put((labels, note, seconds, peak_mb))
+    queue.put((labels, note, seconds, _peak_mb()))
+
+
+def _peak_mb() -> float:
+    """This process's peak resident memory, in MB.
+
+    ``VmHWM`` starts afresh when a process image is loaded; ``ru_maxrss`` would carry
+    over the parent's peak from before the spawn.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run(method: str, case: Instance, seed: int, timeout: float) -> dict[str, Any]:
