@@ -226,3 +226,14 @@ def test_cli_centre_objectives_and_position_option(tmp_path: Path) -> None:
                                "--lower", "1", "--upper", "99", "--objective", "inertia",
                                "--position", "east", "--out", str(tmp_path / "x.json")])
     assert bad.exit_code == 2 and "two attribute names" in bad.output
+
+
+def test_auto_uses_the_heuristic_for_many_parts() -> None:
+    graph = nx.convert_node_labels_to_integers(nx.grid_2d_graph(10, 12))
+    nx.set_node_attributes(graph, 1.0, "pop")
+    plan = partition(graph, 20, weight="pop", lower=5, upper=7, method="auto", time_limit=30)
+    assert plan.method == "heuristic" and plan.status == "feasible"
+    assert verify_assignment(graph, plan.assignment, k=20, weight="pop", lower=5,
+                             upper=7) == []
+    small = partition(graph, 4, weight="pop", lower=28, upper=32, method="auto", time_limit=3)
+    assert small.method == "ilp" and small.assignment

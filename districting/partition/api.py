@@ -24,6 +24,8 @@ METHODS = ("ilp", "heuristic", "auto")
 START_SHARE = 0.3
 #: ``method="auto"`` uses the exact model up to this many nodes.
 AUTO_EXACT_NODES = 200
+#: ... and up to this many parts (the exact model's size grows with k × (n + |E|)).
+AUTO_EXACT_PARTS = 8
 
 
 @dataclass
@@ -137,7 +139,8 @@ def partition(
 
     ``method="ilp"`` proves optimality when it can, ``"heuristic"`` is fast and
     scales, ``"auto"`` uses the exact model up to :data:`AUTO_EXACT_NODES` nodes and
-    the heuristic beyond. The exact model starts from the heuristic's plan, first
+    :data:`AUTO_EXACT_PARTS` parts, and the heuristic beyond. The exact model starts
+    from the heuristic's plan, first
     improved pair of parts by pair of parts (cut edges). A returned plan with status
     ``optimal``, ``feasible`` or ``time_limit`` and a non-empty assignment has
     passed :func:`verify_assignment`.
@@ -172,7 +175,8 @@ def partition(
                     "-", [f"total weight {total:g} cannot make {k} parts within "
                           f"[{lower:g}, {upper:g}]"])
     adjacency = adjacency_from_edges(n, edges)
-    use_exact = method == "ilp" or (method == "auto" and n <= AUTO_EXACT_NODES)
+    use_exact = method == "ilp" or (method == "auto" and n <= AUTO_EXACT_NODES
+                                     and k <= AUTO_EXACT_PARTS)
     log: list[str] = []
     labels: np.ndarray | None
     if use_exact and score.edge_cost is not None:

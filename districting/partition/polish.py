@@ -117,10 +117,10 @@ def best_start(
     stale = 0
     for attempt in range(STARTS):
         left = time_limit - (time.monotonic() - clock)
-        if left <= 1.0 or (attempt and k < 3) or stale >= PATIENCE:
-            break
+        if attempt and (left <= 1.0 or k < 3 or stale >= PATIENCE):
+            break  # the first start always runs: a plan beats none
         found = partition_graph(adjacency, weights, k=k, lower=lower, upper=upper,
-                                seed=seed + attempt, time_limit=min(left, 10.0))
+                                seed=seed + attempt, time_limit=max(1.0, min(left, 10.0)))
         if found.status != "within_bounds":
             continue
         labels = found.labels
