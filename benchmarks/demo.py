@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from record import save
+
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_SECONDS = 60.0
 
@@ -55,12 +57,10 @@ def main() -> None:
     verdict = "meets" if best <= TARGET_SECONDS else "misses"
     print(f"best {best:.1f} s, peak memory {peak_mb:.0f} MB: {verdict} the B4 target of "
           f"{TARGET_SECONDS:.0f} s")
-    results = ROOT / "benchmarks" / "results"
-    results.mkdir(exist_ok=True)
     record = {"benchmark": "B4 demo end to end", "inputs": "synthetic Baikonur, seed 2021",
               "config": "configs/baikonur-2021.yaml", "machine": machine(), "runs": runs,
               "peak_memory_mb": round(peak_mb), "target_seconds": TARGET_SECONDS}
-    (results / "demo.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    save("demo", record)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 from pathlib import Path
+
+from record import save
 
 from districting.partition.api import partition, verify_assignment
 from districting.partition.graphs import read_graph
@@ -75,15 +76,11 @@ def main() -> None:
                 f"{record['published_seconds']:>7.2f} {check}")
         table.append(line)
         print(line, flush=True)
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(exist_ok=True)
-    stem = out / f"exact-{args.model}"
     summary = {"machine": {"nproc": os.cpu_count()}, "time_limit": args.time_limit,
                "tract_time_limit": args.tract_time_limit,
                "model": args.model, "solver": args.solver, "results": results}
-    stem.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    stem.with_suffix(".txt").write_text("\n".join(table) + "\n", encoding="utf-8")
-    print(f"wrote {stem}.json and {stem}.txt")
+    written = save(f"exact-{args.model}", summary, table)
+    print(f"wrote {written} and {written.with_suffix('.txt')}")
 
 
 if __name__ == "__main__":

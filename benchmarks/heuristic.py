@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gzip
-import json
 import multiprocessing as mp
 import os
 import resource
@@ -31,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from record import save
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import Delaunay
 
@@ -52,16 +51,12 @@ class Instance:
     optimum: int | None = None
 
 
-def _from_networkx_json(path: Path, weight: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from networkx.readwrite import json_graph
+def _from_file(path: Path, weight: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from districting.partition.api import graph_arrays
+    from districting.partition.graphs import read_graph
 
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
-        graph = json_graph.adjacency_graph(json.load(handle))
-    nodes = sorted(graph.nodes)
-    index = {v: i for i, v in enumerate(nodes)}
-    edges = np.array(sorted({tuple(sorted((index[u], index[v]))) for u, v in graph.edges
-                             if u != v}), dtype=np.int64)
-    weights = np.array([float(graph.nodes[v][weight]) for v in nodes])
+    graph = read_graph(path)
+    nodes, weights, edges = graph_arrays(graph, weight)
     xy = np.array([[float(graph.nodes[v].get("C_X", 0.0)), float(graph.nodes[v].get("C_Y", 0.0))]
                    for v in nodes])
     return edges, weights, xy
@@ -87,11 +82,11 @@ def instances(only: str) -> list[Instance]:
     if GRAPHS.exists():
         with (GRAPHS / "optima.csv").open(encoding="utf-8") as handle:
             for row in csv.DictReader(handle):
-                edges, weights, xy = _from_networkx_json(GRAPHS / row["file"], "TOTPOP")
+                edges, weights, xy = _from_file(GRAPHS / row["file"], "TOTPOP")
                 found.append(Instance(row["file"], edges, weights, xy, int(row["k"]),
                                       float(row["lower"]), float(row["upper"]),
                                       int(row["optimal_cut_edges"])))
-        edges, weights, xy = _from_networkx_json(GRAPHS / "ar_blockgroups_2020.json.gz",
+        edges, weights, xy = _from_file(GRAPHS / "ar_blockgroups_2020.json.gz",
                                                  "tot_pop_20")
         for k in (20, 100):
             mean = weights.sum() / k
@@ -267,11 +262,8 @@ def main() -> None:
                     f"{record.get('bound_violations', '-'):>5} {record['note']}")
             table.append(line)
             print(line, flush=True)
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "heuristic.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    (out / "heuristic.txt").write_text("\n".join(table) + "\n", encoding="utf-8")
-    print(f"wrote {out / 'heuristic.txt'} and {out / 'heuristic.json'}")
+    written = save("heuristic", results, table)
+    print(f"wrote {written} and {written.with_suffix('.txt')}")
 
 
 if __name__ == "__main__":

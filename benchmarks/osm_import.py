@@ -16,6 +16,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import shapely
+from record import save
 
 from districting.check import check_plan
 from districting.config import Config
@@ -103,11 +104,7 @@ def main() -> None:
             results.append(measure(path, workdir))
     for r in results:
         print(json.dumps(r, ensure_ascii=False, indent=1))
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(exist_ok=True)
-    record = {"machine": {"nproc": os.cpu_count()}, "results": results}
-    (out / "osm_import.json").write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n",
-                                         encoding="utf-8")
+    save("osm_import", {"machine": {"nproc": os.cpu_count()}, "results": results})
 
 
 if __name__ == "__main__":

@@ -110,9 +110,9 @@ def small_instance(seed: int) -> nx.Graph:
 def brute_force(graph: nx.Graph, k: int, lower: float, upper: float, objective: str,
                 edge_weight: str | None) -> float | None:
     from districting.partition import objectives
-    from districting.partition.api import _arrays
+    from districting.partition.api import graph_arrays
 
-    nodes, weights, edges = _arrays(graph, "pop")
+    nodes, weights, edges = graph_arrays(graph, "pop")
     score = objectives.build(graph, nodes, edges, weights, objective=objective,
                              edge_weight=edge_weight, position=None)
     values = []
@@ -146,13 +146,13 @@ def test_ilp_matches_brute_force(seed: int, objective: str, edge_weight: str | N
 
 def test_polishing_never_worsens_a_plan_and_keeps_it_valid() -> None:
     from districting.partition import adjacency_from_edges, cut_edges
-    from districting.partition.api import _arrays
+    from districting.partition.api import graph_arrays
     from districting.partition.polish import polish_cut_edges
 
     graph = nx.grid_2d_graph(6, 6)
     graph = nx.convert_node_labels_to_integers(graph)
     nx.set_node_attributes(graph, 1, "pop")
-    nodes, weights, edges = _arrays(graph, "pop")
+    nodes, weights, edges = graph_arrays(graph, "pop")
     # Three vertical stripes of 12, cut awkwardly into a staircase.
     labels = np.array([min(2, (v % 6 + (v // 6) % 2) // 2) for v in nodes])
     totals = np.bincount(labels, weights=weights)

@@ -8,7 +8,7 @@ import pytest
 
 from districting.errors import PartitionError
 from districting.partition import objectives
-from districting.partition.api import _arrays
+from districting.partition.api import graph_arrays
 
 
 def path(coordinates: list[tuple[float, float]], names: tuple[str, str]) -> nx.Graph:
@@ -19,7 +19,7 @@ def path(coordinates: list[tuple[float, float]], names: tuple[str, str]) -> nx.G
 
 
 def score(graph: nx.Graph, objective: str) -> objectives.Score:
-    nodes, weights, edges = _arrays(graph, "pop")
+    nodes, weights, edges = graph_arrays(graph, "pop")
     return objectives.build(graph, nodes, edges, weights, objective=objective,
                             edge_weight=None, position=None)
 

@@ -23,7 +23,7 @@ from districting.partition.heuristic import (
     tree_partition,
 )
 
-__all__ = ["Partition", "adjacency_from_edges", "cut_edges", "partition_graph"]
+__all__ = ["Partition", "adjacency_from_edges", "cut_cost", "cut_edges", "partition_graph"]
 
 #: Independent seeded attempts before the best partition is returned.
 ATTEMPTS = 3
@@ -61,6 +61,11 @@ def adjacency_from_edges(n: int, edges: np.ndarray) -> sp.csr_matrix:
     u, v = edges[:, 0], edges[:, 1]
     data = np.ones(2 * len(u), dtype=np.int8)
     return sp.csr_matrix((data, (np.r_[u, v], np.r_[v, u])), shape=(n, n))
+
+
+def cut_cost(edges: np.ndarray, labels: np.ndarray, cost: np.ndarray) -> float:
+    """Summed ``cost`` of the edges (one row ``(u, v)`` each) whose ends lie in different parts."""
+    return float(cost[labels[edges[:, 0]] != labels[edges[:, 1]]].sum())
 
 
 def cut_edges(adj: sp.csr_matrix, labels: np.ndarray) -> int:

@@ -58,7 +58,12 @@ class Plan:
         }
 
 
-def _arrays(graph: nx.Graph, weight: str) -> tuple[list[Any], np.ndarray, np.ndarray]:
+def graph_arrays(graph: nx.Graph, weight: str) -> tuple[list[Any], np.ndarray, np.ndarray]:
+    """Nodes (sorted as text), their ``weight`` and one row ``(u, v)``, ``u < v``, per edge.
+
+    Raises :class:`PartitionError` with one line for a missing, non-numeric, negative
+    or non-finite weight, or for node ids that collide as text.
+    """
     nodes = sorted(graph.nodes, key=str)
     index = {node: i for i, node in enumerate(nodes)}
     missing = [str(n) for n in nodes if weight not in graph.nodes[n]]
@@ -162,7 +167,7 @@ def partition(
     if time_limit <= 0:
         raise PartitionError(f"time limit must be positive, got {time_limit:g}")
     start = time.monotonic()
-    nodes, weights, edges = _arrays(graph, weight)
+    nodes, weights, edges = graph_arrays(graph, weight)
     n = len(nodes)
     if not nx.is_connected(graph):
         raise PartitionError(f"the graph has {nx.number_connected_components(graph)} "

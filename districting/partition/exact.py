@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pulp
 
+from districting.partition import cut_cost
 from districting.partition.fixing import (
     Candidates,
     centre_candidates,
@@ -192,48 +193,71 @@ def _towards_root_rows(problem: pulp.LpProblem, x: dict[tuple[int, int], pulp.Lp
     return rows
 
 
-def _rooted_model(n: int, edges: np.ndarray, weights: np.ndarray, edge_cost: np.ndarray, *,
-                  k: int, lower: float, upper: float, cover: bool) -> _Model:
-    """The rooted cut-edge model, for nodes already numbered in root order."""
-    candidates = rooted_candidates(n, edges, weights, lower=lower, upper=upper)
+def _extended_cut(problem: pulp.LpProblem, edges: np.ndarray, edge_cost: np.ndarray,
+                  x: dict[tuple[int, int], pulp.LpVariable]) -> tuple[list[list[pulp.LpVariable]],
+                                                                    bool, int]:
+    """The cut-edge objective in extended form, over the groups (roots or parts) of ``x``.
+
+    ``z[u, v, g] ≥ x[u, g] − x[v, g]`` for every group either end may join; an edge's
+    ``z`` sum to 1 when it is cut. Returns each edge's ``z``, whether the objective is
+    integral (then ``z`` are integer, so the solver may prune at incumbent − 1) and
+    the rows added.
+    """
     integral = bool(np.all(edge_cost == np.round(edge_cost)))
     category = "Integer" if integral else "Continuous"
-    problem = pulp.LpProblem("districting_cut_edges", pulp.LpMinimize)
-    x = {(int(i), j): pulp.LpVariable(f"x_{i}_{j}", cat="Binary")
-         for j in candidates.roots.tolist() for i in candidates.members[j]}
-    roots_of: list[set[int]] = [set() for _ in range(n)]
-    for i, j in x:
-        roots_of[i].add(j)
+    groups_of: dict[int, set[int]] = {}
+    for i, g in x:
+        groups_of.setdefault(i, set()).add(g)
     objective = []
-    uncut: list[tuple[int, int, list[pulp.LpVariable]]] = []
-    rows = 0
+    across_by_edge: list[list[pulp.LpVariable]] = []
     for e, (u, v) in enumerate(edges.tolist()):
         across = []
-        for j in sorted(roots_of[u] | roots_of[v]):
-            z = pulp.LpVariable(f"z_{u}_{v}_{j}", lowBound=0, upBound=1, cat=category)
-            problem += z >= x.get((u, j), 0) - x.get((v, j), 0), f"cut_{u}_{v}_{j}"
-            rows += 1
+        for g in sorted(groups_of.get(u, set()) | groups_of.get(v, set())):
+            z = pulp.LpVariable(f"z_{u}_{v}_{g}", lowBound=0, upBound=1, cat=category)
+            problem += z >= x.get((u, g), 0) - x.get((v, g), 0), f"cut_{u}_{v}_{g}"
             across.append(z)
         objective.append(float(edge_cost[e]) * pulp.lpSum(across))
-        uncut.append((u, v, across))
+        across_by_edge.append(across)
     problem += pulp.lpSum(objective)
-    rows += _assignment_rows(problem, x, candidates, weights, n=n, k=k, lower=lower,
-                             upper=upper)
-    if cover:
-        rows += _cover_rows(problem, edges, weights, [a for _, _, a in uncut], k=k, upper=upper)
-    # Single-commodity flow: roots send, every node consumes one unit, uncut edges only.
-    big_m = max(0, largest_part_size(weights, upper) - 1)
+    return across_by_edge, integral, sum(len(a) for a in across_by_edge)
+
+
+def _flow_arcs(problem: pulp.LpProblem, n: int, edges: np.ndarray,
+               across_by_edge: list[list[pulp.LpVariable]], big_m: int,
+               ) -> tuple[list[list[pulp.LpVariable]], list[list[pulp.LpVariable]]]:
+    """Flow variables both ways on each edge, allowed only when the edge is uncut.
+
+    Returns each node's inflow and outflow variables; the caller writes the balances.
+    """
     inflow: list[list[pulp.LpVariable]] = [[] for _ in range(n)]
     outflow: list[list[pulp.LpVariable]] = [[] for _ in range(n)]
-    for u, v, across in uncut:
+    for (u, v), across in zip(edges.tolist(), across_by_edge, strict=True):
         forward = pulp.LpVariable(f"f_{u}_{v}", lowBound=0, upBound=big_m)
         backward = pulp.LpVariable(f"f_{v}_{u}", lowBound=0, upBound=big_m)
         problem += forward + backward + big_m * pulp.lpSum(across) <= big_m, f"flow_{u}_{v}"
-        rows += 1
         outflow[u].append(forward)
         inflow[v].append(forward)
         outflow[v].append(backward)
         inflow[u].append(backward)
+    return inflow, outflow
+
+
+def _rooted_model(n: int, edges: np.ndarray, weights: np.ndarray, edge_cost: np.ndarray, *,
+                  k: int, lower: float, upper: float, cover: bool) -> _Model:
+    """The rooted cut-edge model, for nodes already numbered in root order."""
+    candidates = rooted_candidates(n, edges, weights, lower=lower, upper=upper)
+    problem = pulp.LpProblem("districting_cut_edges", pulp.LpMinimize)
+    x = {(int(i), j): pulp.LpVariable(f"x_{i}_{j}", cat="Binary")
+         for j in candidates.roots.tolist() for i in candidates.members[j]}
+    across_by_edge, integral, rows = _extended_cut(problem, edges, edge_cost, x)
+    rows += _assignment_rows(problem, x, candidates, weights, n=n, k=k, lower=lower,
+                             upper=upper)
+    if cover:
+        rows += _cover_rows(problem, edges, weights, across_by_edge, k=k, upper=upper)
+    # Single-commodity flow: roots send, every node consumes one unit, uncut edges only.
+    big_m = max(0, largest_part_size(weights, upper) - 1)
+    inflow, outflow = _flow_arcs(problem, n, edges, across_by_edge, big_m)
+    rows += len(edges)
     is_root = set(candidates.roots.tolist())
     for j in range(n):
         held = [x[i, j] for i in candidates.members[j].tolist()] if j in is_root else []
@@ -268,8 +292,6 @@ def _labelled_model(n: int, edges: np.ndarray, weights: np.ndarray, edge_cost: n
     if any(not h for h in holders):
         return None
     position_of_root = {j: q for q, j in enumerate(roots)}
-    integral = bool(np.all(edge_cost == np.round(edge_cost)))
-    category = "Integer" if integral else "Continuous"
     problem = pulp.LpProblem("districting_labelled", pulp.LpMinimize)
     # Part d's root is the d-th root or later, and leaves room for the k−1−d after it.
     r = {(j, d): pulp.LpVariable(f"r_{j}_{d}", cat="Binary")
@@ -278,20 +300,7 @@ def _labelled_model(n: int, edges: np.ndarray, weights: np.ndarray, edge_cost: n
     x = {(i, d): pulp.LpVariable(f"p_{i}_{d}", cat="Binary")
          for i in range(n) for d in range(k)
          if any((j, d) in r and j <= i for j in holders[i])}
-    rows = 0
-    objective = []
-    across_by_edge: list[list[pulp.LpVariable]] = []
-    for e, (u, v) in enumerate(edges.tolist()):
-        across = []
-        for d in range(k):
-            if (u, d) in x or (v, d) in x:
-                z = pulp.LpVariable(f"z_{u}_{v}_{d}", lowBound=0, upBound=1, cat=category)
-                problem += z >= x.get((u, d), 0) - x.get((v, d), 0), f"cut_{u}_{v}_{d}"
-                across.append(z)
-                rows += 1
-        objective.append(float(edge_cost[e]) * pulp.lpSum(across))
-        across_by_edge.append(across)
-    problem += pulp.lpSum(objective)
+    across_by_edge, integral, rows = _extended_cut(problem, edges, edge_cost, x)
     for i in range(n):
         problem += pulp.lpSum(x[i, d] for d in range(k) if (i, d) in x) == 1, f"one_{i}"
     for d in range(k):
@@ -324,16 +333,7 @@ def _labelled_model(n: int, edges: np.ndarray, weights: np.ndarray, edge_cost: n
     if cover:
         rows += _cover_rows(problem, edges, weights, across_by_edge, k=k, upper=upper)
     big_m = max(0, largest_part_size(weights, upper) - 1)
-    inflow: list[list[pulp.LpVariable]] = [[] for _ in range(n)]
-    outflow: list[list[pulp.LpVariable]] = [[] for _ in range(n)]
-    for (u, v), across in zip(edges.tolist(), across_by_edge, strict=True):
-        forward = pulp.LpVariable(f"f_{u}_{v}", lowBound=0, upBound=big_m)
-        backward = pulp.LpVariable(f"f_{v}_{u}", lowBound=0, upBound=big_m)
-        problem += forward + backward + big_m * pulp.lpSum(across) <= big_m, f"flow_{u}_{v}"
-        outflow[u].append(forward)
-        inflow[v].append(forward)
-        outflow[v].append(backward)
-        inflow[u].append(backward)
+    inflow, outflow = _flow_arcs(problem, n, edges, across_by_edge, big_m)
     for i in range(n):
         # Non-roots take in one unit; a root may send up to big_m (room for its own unit).
         source = pulp.lpSum((big_m + 1) * r[i, d] for d in range(k) if (i, d) in r)
@@ -644,7 +644,7 @@ def solve_cut_edges(
            f"{len(model.x)} assignments, {len(model.problem.variables())} variables, "
            f"{model.rows} rows, built in {time.monotonic() - clock:.1f} s"]
     def evaluate(labels: np.ndarray) -> float:
-        return float(cost[labels[inner_edges[:, 0]] != labels[inner_edges[:, 1]]].sum())
+        return cut_cost(inner_edges, labels, cost)
 
     incumbent = None
     if start is not None:

@@ -26,6 +26,7 @@ from pyproj import Transformer
 from scipy.sparse.csgraph import dijkstra
 
 from districting.errors import PartitionError
+from districting.partition import cut_cost
 
 OBJECTIVES = ("cut_edges", "inertia", "travel")
 POSITION_PAIRS = (("x", "y"), ("C_X", "C_Y"), ("lon", "lat"), ("longitude", "latitude"))
@@ -58,8 +59,7 @@ class Score:
     def value(self, labels: np.ndarray) -> float:
         """The objective of a complete labelling (best centre per part for centre objectives)."""
         if self.edge_cost is not None:
-            crossing = labels[self.edges[:, 0]] != labels[self.edges[:, 1]]
-            return float(self.edge_cost[crossing].sum())
+            return cut_cost(self.edges, labels, self.edge_cost)
         total = 0.0
         for part in np.unique(labels).tolist():
             members = np.flatnonzero(labels == part)

@@ -14,6 +14,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
+from districting.partition import cut_cost, partition_graph
 from districting.partition.exact import solve_cut_edges
 
 #: Seconds allowed for one pair's sub-model, at most.
@@ -73,7 +74,7 @@ def polish_cut_edges(
             sub_edges = index[edges[inside]]
             sub_cost = cost[inside]
             current = (labels[nodes] == b).astype(np.int64)
-            before = float(sub_cost[current[sub_edges[:, 0]] != current[sub_edges[:, 1]]].sum())
+            before = cut_cost(sub_edges, current, sub_cost)
             result = solve_cut_edges(len(nodes), sub_edges, weights[nodes], k=2, lower=lower,
                                      upper=upper, time_limit=min(PAIR_SECONDS, left - 0.5),
                                      solver=solver, edge_cost=sub_cost, start=current)
@@ -107,8 +108,6 @@ def best_start(
     spent on fresh starts (seeds ``seed``, ``seed + 1``, …) rather than on one,
     until :data:`PATIENCE` starts in a row bring nothing better.
     """
-    from districting.partition import partition_graph
-
     clock = time.monotonic()
     edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
     cost = np.ones(len(edges)) if edge_cost is None else np.asarray(edge_cost, dtype=float)
@@ -124,12 +123,12 @@ def best_start(
         if found.status != "within_bounds":
             continue
         labels = found.labels
-        before = float(cost[labels[edges[:, 0]] != labels[edges[:, 1]]].sum())
+        before = cut_cost(edges, labels, cost)
         left = time_limit - (time.monotonic() - clock)
         labels, _ = polish_cut_edges(edges, weights, labels, lower=lower, upper=upper,
                                      time_limit=min(left, max(left / 2, 30.0)),
                                      edge_cost=cost, solver=solver)
-        value = float(cost[labels[edges[:, 0]] != labels[edges[:, 1]]].sum())
+        value = cut_cost(edges, labels, cost)
         log.append(f"start {seed + attempt}: heuristic {before:g}, polished {value:g}")
         if best is None or value < best[0]:
             best = (value, labels)
