@@ -235,7 +235,8 @@ def demo(obj: dict[str, Any], out: Path, seed: int, config_path: Path | None) ->
 @main.command("partition")
 @click.argument("graph_file", type=click.Path(path_type=Path))
 @click.option("--weight", required=True, help="Node attribute to bound (e.g. TOTPOP).")
-@click.option("-k", "k", type=int, required=True, help="Number of parts.")
+@click.option("-k", "k", type=click.IntRange(min=1), default=None,
+              help="Number of parts (default: the fewest that meet the bounds).")
 @click.option("--lower", type=float, required=True, help="Least weight of a part.")
 @click.option("--upper", type=float, required=True, help="Most weight of a part.")
 @click.option("--objective", type=click.Choice(["cut-edges", "inertia", "travel"]),
@@ -255,7 +256,7 @@ def demo(obj: dict[str, Any], out: Path, seed: int, config_path: Path | None) ->
 @click.option("--seed", type=int, default=0, show_default=True, help="Heuristic seed.")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path),
               help="RESULT.json to write.")
-def partition_command(graph_file: Path, weight: str, k: int, lower: float, upper: float,
+def partition_command(graph_file: Path, weight: str, k: int | None, lower: float, upper: float,
                       objective: str, edge_weight: str | None, position: str | None,
                       method: str, solver: str, time_limit: float, seed: int,
                       out: Path) -> None:
@@ -288,15 +289,21 @@ def partition_command(graph_file: Path, weight: str, k: int, lower: float, upper
     temporary = out.with_name(f".{out.name}.tmp")
     temporary.write_text(json.dumps(plan.to_json(), indent=1) + "\n", encoding="utf-8")
     os.replace(temporary, out)
+    for problem in plan.problems:
+        click.echo(f"  {problem}", err=True)
     if plan.status == "infeasible":
         click.echo(f"infeasible: {'; '.join(plan.log) or 'no partition meets the bounds'} "
                    f"(wrote {out})", err=True)
         return
+    if not plan.assignment:
+        click.echo(f"{plan.status}: no plan within the bounds; {plan.log[-1]} (wrote {out})",
+                   err=True)
+        return
     gap = "" if plan.gap is None else f", gap {plan.gap:.2%}"
     bound = "" if plan.bound is None else f", bound {plan.bound:g}"
     objective_text = "none" if plan.objective is None else f"{plan.objective:g}"
-    click.echo(f"{plan.status}: {objective} {objective_text}{bound}{gap} in {plan.seconds:.1f} s "
-               f"({plan.method}, {plan.solver}); wrote {out}")
+    click.echo(f"{plan.status}: {plan.k} parts, {objective} {objective_text}{bound}{gap} in "
+               f"{plan.seconds:.1f} s ({plan.method}, {plan.solver}); wrote {out}")
 
 
 @main.command()

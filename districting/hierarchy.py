@@ -22,6 +22,7 @@ from scipy.sparse.csgraph import dijkstra
 from districting.config import Config
 from districting.graph import SettlementGraph
 from districting.partition import adjacency_from_edges, partition_graph
+from districting.partition.api import partition_arrays
 from districting.workload import district_target
 
 logger = logging.getLogger(__name__)
@@ -245,9 +246,40 @@ def _split_region(
     k, feasible = choose_count(float(capped.sum()), target, floor, ceiling)
     k = min(k, adj.shape[0])
     lower = floor if feasible else min(floor, float(capped.sum()) / k * (1 - tol))
-    result = partition_graph(adj, capped, k=k, lower=lower, upper=ceiling, seed=seed,
-                             time_limit=time_limit)
-    return result.labels, k, feasible, result.timed_out
+    labels, timed_out = _districts(adj, capped, k=k, lower=lower, upper=ceiling, seed=seed,
+                                   time_limit=time_limit)
+    return labels, k, feasible, timed_out
+
+
+#: Heuristic starts per split (each one connected, within bounds where it can be, and
+#: refined); the best is kept. Pair re-solves are left out to keep planning quick.
+STARTS = 4
+#: Small splits (see ``AUTO_EXACT_NODES``) get this long for a proven optimum; a plan
+#: without the proof is not kept, so the plan never depends on the machine's speed.
+EXACT_SECONDS = 5.0
+
+
+def _districts(adj: sp.csr_matrix, weights: np.ndarray, *, k: int, lower: float, upper: float,
+               seed: int, time_limit: float) -> tuple[np.ndarray, bool]:
+    """Labels of ``k`` contiguous districts from the partition core (``method="auto"``:
+    proven optimal for small splits, the heuristic's best start otherwise), and whether
+    its time limit cut the search short.
+
+    When no plan meets the bounds, the core's best attempt is kept (or, if the exact
+    model proved the bounds impossible, a best-effort heuristic plan), so that each
+    district outside the bounds can be reported with its reason.
+    """
+    if k == 1:
+        return np.zeros(adj.shape[0], dtype=np.int64), False
+    edges = np.stack(sp.triu(adj, k=1).nonzero(), axis=1)
+    plan = partition_arrays(edges, weights, k, lower=lower, upper=upper, method="auto",
+                            time_limit=time_limit, seed=seed, starts=STARTS, polish=False,
+                            exact_seconds=EXACT_SECONDS, keep_unproven=False)
+    if plan.labels is not None:
+        return plan.labels, plan.timed_out
+    draft = partition_graph(adj, weights, k=k, lower=lower, upper=upper, seed=seed,
+                            time_limit=time_limit)
+    return draft.labels, draft.timed_out
 
 
 def _cd_exceptions(
@@ -306,9 +338,9 @@ def _instructor_districts(
     k, feasible = choose_count(n, norms.span_target, norms.span_min, norms.span_max)
     k = min(k, n)
     lower = norms.span_min if feasible else 1
-    result = partition_graph(cd_adj, np.ones(n), k=k, lower=lower, upper=norms.span_max,
-                             seed=seed + 1, time_limit=config.time_limit)
-    spans = np.bincount(result.labels, minlength=k)
+    labels, _ = _districts(cd_adj, np.ones(n), k=k, lower=lower, upper=norms.span_max,
+                           seed=seed + 1, time_limit=config.time_limit)
+    spans = np.bincount(labels, minlength=k)
     exceptions = [
         "" if norms.span_min <= s <= norms.span_max
         else f"span {s} CD(s) outside {norms.span_min}–{norms.span_max}: the settlement has "
@@ -316,7 +348,7 @@ def _instructor_districts(
         else f"span {s} CD(s) outside {norms.span_min}–{norms.span_max}"
         for s in spans
     ]
-    return result.labels, exceptions
+    return labels, exceptions
 
 
 def _registration_districts(

@@ -6,7 +6,6 @@ hierarchy (:mod:`districting.hierarchy`) calls it once per settlement and level.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -15,18 +14,15 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from districting.errors import PartitionError
-from districting.partition.heuristic import (
-    even_out,
-    recombine,
-    repair,
-    resplit_regions,
-    tree_partition,
-)
+from districting.partition.heuristic import Pieces, tree_bisection
+from districting.partition.moves import Moves
 
 __all__ = ["Partition", "adjacency_from_edges", "cut_cost", "cut_edges", "partition_graph"]
 
-#: Independent seeded attempts before the best partition is returned.
+#: Independent seeded attempts, while none meets the bounds.
 ATTEMPTS = 3
+#: Recombination steps per part when construction leaves parts out of bounds.
+RECOMBINE_STEPS = 40
 
 
 @dataclass(frozen=True)
@@ -83,7 +79,10 @@ def partition_graph(
     upper: float,
     seed: int,
     time_limit: float = 10.0,
-    even_steps: int = 20,
+    even_steps: int = 0,
+    refine: bool = True,
+    edge_cost: sp.csr_matrix | None = None,
+    attempts: int = ATTEMPTS,
 ) -> Partition:
     """Split a connected graph into ``k`` connected parts with weights in ``[lower, upper]``.
 
@@ -102,8 +101,14 @@ def partition_graph(
     time_limit
         Safety cap in seconds; effort is otherwise counted in steps.
     even_steps
-        Pairwise re-cuts per part, after construction, that make the parts' weights
-        more even without leaving the bounds (0 to skip).
+        Pairwise re-cuts per part, at the end, that make the parts' weights more even
+        without leaving the bounds (0 to skip).
+    refine
+        Move boundary units to lower the cut, within the bounds.
+    edge_cost
+        Cost of each edge (same pattern as ``adj``) for the cut; 1 per edge when ``None``.
+    attempts
+        Seeded constructions tried while none meets the bounds.
 
     Every part is always connected. When the bounds cannot be met in time the
     partition still covers the graph and ``status`` says ``"bounds_violated"``.
@@ -121,43 +126,53 @@ def partition_graph(
     if count != 1:
         raise PartitionError(f"the graph has {count} separate parts; connect it first")
     deadline = start + time_limit
-    method = "tree-bisection"
+    steps = ["tree bisection"]
     if k == 1:
         labels = np.zeros(n, dtype=np.int64)
     else:
-        best: tuple[int, int, np.ndarray, str] | None = None
-        for attempt in range(ATTEMPTS):
+        best: tuple[int, np.ndarray, list[str]] | None = None
+        for attempt in range(attempts):
             rng = np.random.default_rng([seed, attempt])
-            labels, method = _attempt(adj, weights, k=k, lower=lower, upper=upper, rng=rng,
-                                      deadline=deadline)
-            totals = np.bincount(labels, weights=weights, minlength=k)
-            bad = int(((totals < lower - 1e-9) | (totals > upper + 1e-9)).sum())
-            score = (bad, cut_edges(adj, labels))
-            if best is None or score < best[:2]:
-                best = (*score, labels, method)
+            labels, steps = _attempt(adj, weights, k=k, lower=lower, upper=upper, rng=rng,
+                                     deadline=deadline)
+            bad = _outside(labels, weights, k, lower, upper)
+            if best is None or bad < best[0]:
+                best = (bad, labels, steps)
             if bad == 0 or time.monotonic() > deadline:
                 break
         assert best is not None
-        labels, method = best[2], best[3]
+        _, labels, steps = best
+        if refine:
+            moves = Moves(adj, weights, labels, lower=lower, upper=upper, edge_cost=edge_cost)
+            moves.refine(deadline=deadline, max_moves=50 * n)
+            labels = moves.array()
+            steps = [*steps, "boundary refinement"]
         if even_steps:
-            labels = even_out(adj, weights, labels, lower=lower, upper=upper,
-                              rng=np.random.default_rng([seed, ATTEMPTS]),
-                              deadline=deadline, steps=even_steps * k)
-            method += " + evening out"
+            pieces = Pieces(adj, weights, labels, lower=lower, upper=upper)
+            pieces.even_out(rng=np.random.default_rng([seed, ATTEMPTS]), deadline=deadline,
+                            steps=even_steps * k)
+            labels = pieces.array()
+            steps = [*steps, "evening out"]
     timed_out = time.monotonic() > deadline
-    totals = np.bincount(labels, weights=weights, minlength=k)
-    ok = bool(((totals >= lower - 1e-9) & (totals <= upper + 1e-9)).all())
+    ok = _outside(labels, weights, k, lower, upper) == 0
     return Partition(
         labels=labels,
         k=k,
         lower=lower,
         upper=upper,
         status="within_bounds" if ok else "bounds_violated",
-        method=method,
+        method=" + ".join(steps),
         timed_out=timed_out,
         seconds=time.monotonic() - start,
         cut_edges=cut_edges(adj, labels),
     )
+
+
+def _outside(labels: np.ndarray, weights: np.ndarray, k: int, lower: float,
+             upper: float) -> int:
+    """How many parts weigh less than ``lower`` or more than ``upper``."""
+    totals = np.bincount(labels, weights=weights, minlength=k)
+    return int(((totals < lower - 1e-9) | (totals > upper + 1e-9)).sum())
 
 
 def _attempt(
@@ -169,42 +184,34 @@ def _attempt(
     upper: float,
     rng: np.random.Generator,
     deadline: float,
-) -> tuple[np.ndarray, str]:
-    """One seeded construction, and the improvement steps when it misses the bounds."""
-    labels = tree_partition(adj, weights, k=k, lower=lower, upper=upper, rng=rng,
-                            deadline=deadline, draws=100 + 5 * k)
-    if labels is not None:
-        return labels, "tree-bisection"
-    labels = _relaxed(adj, weights, k=k, lower=lower, upper=upper, rng=rng, deadline=deadline)
-    labels = recombine(adj, weights, labels, lower=lower, upper=upper, rng=rng,
-                       deadline=deadline, max_steps=40 * k)
-    labels = resplit_regions(adj, weights, labels, lower=lower, upper=upper, rng=rng,
-                             deadline=deadline)
-    labels = repair(adj, weights, labels, lower=lower, upper=upper, deadline=deadline)
-    return labels, "tree-bisection (widened bounds) + recombination + regional re-split + repair"
+) -> tuple[np.ndarray, list[str]]:
+    """One seeded construction, and the repair steps when it leaves parts out of bounds.
 
-
-def _relaxed(
-    adj: sp.csr_matrix,
-    weights: np.ndarray,
-    *,
-    k: int,
-    lower: float,
-    upper: float,
-    rng: np.random.Generator,
-    deadline: float,
-) -> np.ndarray:
-    """A connected k-partition under bounds widened until construction succeeds."""
-    mean = float(weights.sum()) / k
-    for widen in (0.1, 0.25, 0.5, 1.0):
-        labels = tree_partition(
-            adj, weights, k=k, lower=max(0.0, lower - widen * mean), upper=upper + widen * mean,
-            rng=rng, deadline=deadline, draws=10 * k,
-        )
-        if labels is not None:
-            return labels
-    labels = tree_partition(adj, np.ones_like(weights), k=k, lower=1, upper=math.inf, rng=rng,
-                            deadline=math.inf, draws=10_000 * k)
-    if labels is None:
-        raise PartitionError(f"could not split the graph into {k} connected parts")
-    return labels
+    The quick construction (one cut per region) and pairwise recombination come
+    first; when parts are still out of bounds, the construction is redone with its
+    depth-first search, then recombination, regional re-splits and unit moves.
+    """
+    for search in (False, True):
+        labels, misses = tree_bisection(adj, weights, k=k, lower=lower, upper=upper, rng=rng,
+                                        deadline=deadline, search=search)
+        steps = ["tree bisection with search" if search else "tree bisection"]
+        if misses == 0 or _outside(labels, weights, k, lower, upper) == 0:
+            return labels, steps
+        pieces = Pieces(adj, weights, labels, lower=lower, upper=upper)
+        pieces.recombine(rng=rng, deadline=deadline, max_steps=RECOMBINE_STEPS * k)
+        steps.append("recombination")
+        if not pieces.out_of_bounds():
+            return pieces.array(), steps
+    pieces.resplit(adj, weights, rng=rng, deadline=deadline)
+    steps.append("regional re-split")
+    labels = pieces.array()
+    bad = pieces.out_of_bounds()
+    if bad:
+        moves = Moves(adj, weights, labels, lower=lower, upper=upper)
+        near = set(bad).union(*(pieces.neighbours(d) for d in bad))
+        moves.balance(deadline=deadline, max_moves=10 * len(labels), active=near)
+        if any(moves.excess(t) > 1e-9 for t in moves.totals):
+            moves.balance(deadline=deadline, max_moves=10 * len(labels))
+        labels = moves.array()
+        steps.append("unit moves")
+    return labels, steps

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 import numpy as np
-import scipy.sparse as sp
 
 from districting.errors import PartitionError
-from districting.partition import adjacency_from_edges, objectives, partition_graph
+from districting.partition import adjacency_from_edges, objectives
 from districting.partition.exact import SOLVERS, solve_centred, solve_cut_edges
 from districting.partition.polish import best_start
 
@@ -26,6 +26,13 @@ START_SHARE = 0.3
 AUTO_EXACT_NODES = 200
 #: ... and up to this many parts (the exact model's size grows with k × (n + |E|)).
 AUTO_EXACT_PARTS = 8
+#: Heuristic starts for the exact model's starting plan (the model does the rest).
+EXACT_STARTS = 16
+#: With ``k`` free, this many counts are tried at most, from the fewest up.
+FREE_TRIES = 5
+#: Heuristic starts are ranked by a centre objective up to this many nodes (by cut above:
+#: evaluating a centre objective grows with the square of a part's size).
+RANK_BY_VALUE_UPTO = 5_000
 
 
 @dataclass
@@ -36,7 +43,9 @@ class Plan:
     ``infeasible`` (proven: no partition meets the bounds), ``time_limit`` (the
     limit came first; ``assignment`` is the best valid plan found, or empty) or
     ``no_plan_found`` (the heuristic found none, and nothing is proven).
-    ``gap`` is ``(objective − bound) / objective`` where a bound is known.
+    ``gap`` is ``(objective − bound) / objective`` where a bound is known. ``k`` is
+    the number of parts (chosen when it was left free); ``problems`` names the units
+    or parts that broke the bounds when there is no plan.
     """
 
     assignment: dict[str, int]
@@ -48,13 +57,22 @@ class Plan:
     method: str
     solver: str
     log: list[str] = field(default_factory=list)
+    k: int | None = None
+    problems: list[str] = field(default_factory=list)
+    #: Whether the time limit stopped the heuristic before its planned effort (the plan
+    #: may then differ on a faster or slower machine).
+    timed_out: bool = False
+    #: Node labels in the order of the input arrays: the plan, or when there is none,
+    #: the heuristic's best attempt (not a valid plan; kept for diagnosis).
+    labels: np.ndarray | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """The RESULT.json record."""
         return {
-            "status": self.status, "objective": self.objective, "bound": self.bound,
-            "gap": self.gap, "seconds": round(self.seconds, 3), "method": self.method,
-            "solver": self.solver, "assignment": self.assignment, "log": self.log,
+            "status": self.status, "k": self.k, "objective": self.objective,
+            "bound": self.bound, "gap": self.gap, "seconds": round(self.seconds, 3),
+            "method": self.method, "solver": self.solver, "problems": self.problems,
+            "assignment": self.assignment, "log": self.log,
         }
 
 
@@ -118,7 +136,7 @@ def verify_assignment(
 
 def partition(
     graph: nx.Graph,
-    k: int,
+    k: int | None,
     *,
     weight: str,
     lower: float,
@@ -134,6 +152,10 @@ def partition(
 ) -> Plan:
     """Partition ``graph`` into ``k`` connected parts whose ``weight`` lies in ``[lower, upper]``.
 
+    ``k=None`` asks for the fewest parts that meet the bounds: counts from
+    ``ceil(total / upper)`` upwards are tried in turn (at most :data:`FREE_TRIES`),
+    and the first that yields a plan is kept.
+
     Objectives (see :mod:`districting.partition.objectives`): ``cut_edges`` counts
     cut edges, or sums the ``edge_weight`` attribute of cut edges when given;
     ``inertia`` sums weight × squared distance to each part's centre and
@@ -143,12 +165,13 @@ def partition(
     (``labelled`` or ``rooted``, see :mod:`districting.partition.exact`).
 
     ``method="ilp"`` proves optimality when it can, ``"heuristic"`` is fast and
-    scales, ``"auto"`` uses the exact model up to :data:`AUTO_EXACT_NODES` nodes and
-    :data:`AUTO_EXACT_PARTS` parts, and the heuristic beyond. The exact model starts
-    from the heuristic's plan, first
-    improved pair of parts by pair of parts (cut edges). A returned plan with status
-    ``optimal``, ``feasible`` or ``time_limit`` and a non-empty assignment has
-    passed :func:`verify_assignment`.
+    scales (seeded starts, boundary moves, and exact re-solves of pairs of parts
+    for the cut with few parts), ``"auto"`` uses the exact model up to
+    :data:`AUTO_EXACT_NODES` nodes and :data:`AUTO_EXACT_PARTS` parts, starting
+    from the heuristic's plan, and the heuristic beyond. A returned plan with
+    status ``optimal``, ``feasible`` or ``time_limit`` and a non-empty assignment
+    has passed :func:`verify_assignment`; any other status comes with an empty
+    assignment and, in ``problems``, the units or parts that broke the bounds.
     """
     if objective not in OBJECTIVES:
         raise PartitionError(f"objective must be one of {', '.join(OBJECTIVES)}, "
@@ -159,7 +182,7 @@ def partition(
         raise PartitionError(f"solver must be one of {', '.join(SOLVERS)}, got '{solver}'")
     if graph.number_of_nodes() == 0:
         raise PartitionError("the graph has no nodes")
-    if not 1 <= k <= graph.number_of_nodes():
+    if k is not None and not 1 <= k <= graph.number_of_nodes():
         raise PartitionError(f"k={k} parts requested for a graph of "
                              f"{graph.number_of_nodes()} nodes")
     if lower > upper:
@@ -168,80 +191,186 @@ def partition(
         raise PartitionError(f"time limit must be positive, got {time_limit:g}")
     start = time.monotonic()
     nodes, weights, edges = graph_arrays(graph, weight)
-    n = len(nodes)
     if not nx.is_connected(graph):
         raise PartitionError(f"the graph has {nx.number_connected_components(graph)} "
                              "separate parts; every part must be connected")
     score = objectives.build(graph, nodes, edges, weights, objective=objective,
                              edge_weight=edge_weight, position=position)
+    plan = partition_arrays(edges, weights, k, lower=lower, upper=upper, score=score,
+                            names=[str(node) for node in nodes], method=method,
+                            time_limit=time_limit - (time.monotonic() - start), seed=seed,
+                            solver=solver, exact_model=exact_model)
+    if plan.assignment:
+        assert plan.k is not None
+        problems = verify_assignment(graph, plan.assignment, k=plan.k, weight=weight,
+                                     lower=lower, upper=upper)
+        if problems:
+            raise PartitionError("internal check failed: " + "; ".join(problems))
+    plan.seconds = time.monotonic() - start
+    return plan
+
+
+def partition_arrays(
+    edges: np.ndarray,
+    weights: np.ndarray,
+    k: int | None,
+    *,
+    lower: float,
+    upper: float,
+    score: objectives.Score | None = None,
+    names: list[str] | None = None,
+    method: str = "auto",
+    time_limit: float = 60.0,
+    seed: int = 0,
+    solver: str = "highs",
+    exact_model: str = "labelled",
+    starts: int | None = None,
+    polish: bool = True,
+    exact_seconds: float | None = None,
+    keep_unproven: bool = True,
+) -> Plan:
+    """:func:`partition` on a connected graph given as arrays: one row ``(u, v)`` per edge.
+
+    ``score`` is the objective (cut edges when ``None``); ``names`` name the nodes in
+    ``assignment`` and in messages (their index as text when ``None``). ``labels`` of
+    the returned plan follow the order of ``weights``. ``starts`` and ``polish`` set the
+    heuristic's effort (see :func:`~districting.partition.polish.best_start`).
+    ``exact_seconds`` caps the exact model's share of the time. With ``keep_unproven``
+    false, an exact solve that ends without a proof of optimality gives way to the
+    heuristic's plan, which depends on the seed only (a solve stopped by the clock
+    depends on the machine's speed).
+    """
+    start = time.monotonic()
+    weights = np.asarray(weights, dtype=float)
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    if names is None:
+        names = [str(i) for i in range(len(weights))]
+    if score is None:
+        score = objectives.Score("cut_edges", edges, weights, edge_cost=np.ones(len(edges)))
+    heavy = np.flatnonzero(weights > upper + 1e-9)
+    if len(heavy):
+        listed = ", ".join(f"{names[i]} ({weights[i]:g})" for i in heavy[:10])
+        more = f" and {len(heavy) - 10} more" if len(heavy) > 10 else ""
+        return Plan({}, None, None, None, "infeasible", time.monotonic() - start, method, "-",
+                    [f"{len(heavy)} unit(s) weigh more than the upper bound {upper:g}"],
+                    k=k, problems=[f"unit {listed}{more} alone exceeds the upper bound "
+                                   f"{upper:g}"])
+    counts = [k] if k is not None else _free_counts(float(weights.sum()), len(weights),
+                                                      lower, upper)
+    if not counts:
+        return Plan({}, None, None, None, "infeasible", time.monotonic() - start, method, "-",
+                    [f"no number of parts fits a total weight of {weights.sum():g} into "
+                     f"[{lower:g}, {upper:g}] each"])
+    plan: Plan | None = None
+    for count in counts:
+        left = time_limit - (time.monotonic() - start)
+        if plan is not None and left <= 0:
+            break
+        plan = _plan_for(names, edges, weights, score, k=count, lower=lower, upper=upper,
+                         method=method, time_limit=max(left, 1.0), seed=seed, solver=solver,
+                         exact_model=exact_model, starts=starts, polish=polish,
+                         exact_seconds=exact_seconds, keep_unproven=keep_unproven)
+        if k is None:
+            plan.log.insert(0, f"k free: {count} part(s)")
+        if plan.assignment:
+            break
+    assert plan is not None
+    plan.seconds = time.monotonic() - start
+    return plan
+
+
+def _free_counts(total: float, n: int, lower: float, upper: float) -> list[int]:
+    """Part counts whose bounds can hold ``total``, fewest first (at most :data:`FREE_TRIES`)."""
+    fewest = max(1, math.ceil(total / upper - 1e-9)) if upper > 0 else n
+    most = n if lower <= 0 else min(n, math.floor(total / lower + 1e-9))
+    return list(range(fewest, min(most, fewest + FREE_TRIES - 1) + 1))
+
+
+def _plan_for(
+    names: list[str], edges: np.ndarray, weights: np.ndarray, score: objectives.Score, *,
+    k: int, lower: float, upper: float, method: str, time_limit: float, seed: int,
+    solver: str, exact_model: str, starts: int | None, polish: bool,
+    exact_seconds: float | None, keep_unproven: bool,
+) -> Plan:
+    """The plan for one count of parts, ``k``."""
+    start = time.monotonic()
+    n = len(names)
     total = float(weights.sum())
     if total < k * lower - 1e-9 or total > k * upper + 1e-9:
         return Plan({}, None, None, None, "infeasible", time.monotonic() - start, method,
                     "-", [f"total weight {total:g} cannot make {k} parts within "
-                          f"[{lower:g}, {upper:g}]"])
+                          f"[{lower:g}, {upper:g}]"], k=k)
     adjacency = adjacency_from_edges(n, edges)
     use_exact = method == "ilp" or (method == "auto" and n <= AUTO_EXACT_NODES
                                      and k <= AUTO_EXACT_PARTS)
-    log: list[str] = []
-    labels: np.ndarray | None
-    if use_exact and score.edge_cost is not None:
-        labels, steps = best_start(adjacency, edges, weights, k=k, lower=lower, upper=upper,
-                                   seed=seed, time_limit=START_SHARE * time_limit,
-                                   edge_cost=score.edge_cost, solver=solver)
-        log.extend(steps)
-    else:
-        found, ok = _heuristic(adjacency, weights, k, lower, upper, seed,
-                               max(1.0, (0.1 if use_exact else 1.0) * time_limit))
-        labels = found if ok else None
-        if ok:
-            log.append(f"heuristic plan: {score.value(found):g}")
-    if labels is None:
+    share = START_SHARE if use_exact else 1.0
+    found_start = best_start(
+        adjacency, edges, weights, k=k, lower=lower, upper=upper, seed=seed,
+        time_limit=share * time_limit, edge_cost=score.edge_cost,
+        value=None if score.edge_cost is not None or n > RANK_BY_VALUE_UPTO else score.value,
+        solver=solver, starts=EXACT_STARTS if use_exact and starts is None else starts,
+        polish=polish)
+    labels, valid, log = found_start.labels, found_start.valid, found_start.log
+    problems = [] if valid else _outside_bounds(names, weights, labels, lower, upper)
+    found: np.ndarray | None = labels if valid else None
+    if not valid:
         log.append("the heuristic found no partition within the bounds"
                    + ("" if use_exact else " (none is proven impossible; try --method ilp)"))
     used, used_solver = "heuristic", "tree-bisection"
-    status = "feasible" if labels is not None else "no_plan_found"
+    status = "feasible" if valid else "no_plan_found"
     bound: float | None = None
     if use_exact:
         used, used_solver = "ilp", solver
         left = max(1.0, time_limit - (time.monotonic() - start))
+        if exact_seconds is not None:
+            left = min(left, exact_seconds)
         if score.edge_cost is not None:
             result = solve_cut_edges(n, edges, weights, k=k, lower=lower, upper=upper,
                                      time_limit=left, solver=solver,
-                                     edge_cost=score.edge_cost, start=labels,
+                                     edge_cost=score.edge_cost, start=found,
                                      model_kind=exact_model)
         else:
             result = solve_centred(n, edges, weights, score.cost_to, score.value, k=k,
-                                   lower=lower,
-                                   upper=upper, time_limit=left, solver=solver, start=labels)
+                                   lower=lower, upper=upper, time_limit=left, solver=solver,
+                                   start=found)
         log.extend(result.log)
         if result.status == "infeasible":
             return Plan({}, None, None, None, "infeasible", time.monotonic() - start, "ilp",
-                        solver, log)
+                        solver, log, k=k)
         bound = result.bound
-        if result.labels is not None:
-            labels = result.labels
-        status = "optimal" if result.status == "optimal" else "time_limit"
-    if labels is None:
+        if result.status != "optimal" and not keep_unproven and found is not None:
+            log.append(f"no proof of optimality in {left:.0f} s: kept the heuristic's plan")
+            used, used_solver = "heuristic", "tree-bisection"
+            bound = None
+        else:
+            if result.labels is not None:
+                found, problems = result.labels, []
+            status = "optimal" if result.status == "optimal" else "time_limit"
+    if found is None:
         return Plan({}, None, bound, None, status, time.monotonic() - start, used, used_solver,
-                    log)
-    assignment = {str(node): int(labels[i]) for i, node in enumerate(nodes)}
-    problems = verify_assignment(graph, assignment, k=k, weight=weight, lower=lower,
-                                 upper=upper)
-    if problems:
-        raise PartitionError("internal check failed: " + "; ".join(problems))
-    value = score.value(labels)
+                    log, k=k, problems=problems, labels=labels,
+                    timed_out=found_start.timed_out)
+    assignment = {name: int(found[i]) for i, name in enumerate(names)}
+    value = score.value(found)
     gap = None
     if bound is not None:
         gap = 0.0 if status == "optimal" or value <= 0 else max(0.0, (value - bound) / value)
-    return Plan(assignment, value, bound,
-                None if gap is None else round(gap, 6), status, time.monotonic() - start,
-                used, used_solver, log)
+    return Plan(assignment, value, bound, None if gap is None else round(gap, 6), status,
+                time.monotonic() - start, used, used_solver, log, k=k, labels=found,
+                timed_out=found_start.timed_out)
 
 
-def _heuristic(
-    adjacency: sp.csr_matrix, weights: np.ndarray, k: int, lower: float, upper: float,
-    seed: int, time_limit: float,
-) -> tuple[np.ndarray, bool]:
-    result = partition_graph(adjacency, weights, k=k, lower=lower, upper=upper, seed=seed,
-                             time_limit=time_limit)
-    return result.labels, result.status == "within_bounds"
+def _outside_bounds(names: list[str], weights: np.ndarray, labels: np.ndarray,
+                    lower: float, upper: float) -> list[str]:
+    """One line per part of ``labels`` outside the bounds, naming its units."""
+    totals = np.bincount(labels, weights=weights)
+    lines = []
+    for part in np.flatnonzero((totals < lower - 1e-9) | (totals > upper + 1e-9)).tolist():
+        members = np.flatnonzero(labels == part)
+        side = (f"below the lower bound {lower:g}" if totals[part] < lower
+                else f"above the upper bound {upper:g}")
+        listed = ", ".join(names[i] for i in members[:10])
+        more = f", … ({len(members)} units)" if len(members) > 10 else ""
+        lines.append(f"best attempt's part {part} weighs {totals[part]:g}, {side}: "
+                     f"units {listed}{more}")
+    return lines

@@ -1,88 +1,59 @@
-"""Contiguous partitions with hard weight bounds: spanning-tree bisection, then repair.
+"""Contiguous partitions from random spanning trees: construction and merge-split recombination.
 
-Construction cuts random spanning trees (Kruskal on random edge weights) at an edge
-whose subtree weight lets both sides be divided further within the bounds; both sides
-of a tree edge are connected, so every district is connected by construction.
-When no such cut is found within the budget, the bounds are widened step by step and a
-local search moves boundary units back into the original bounds, never breaking
-contiguity.
+Construction (:func:`tree_bisection`) cuts a random spanning tree of the graph (Kruskal
+on random edge weights, in scipy) at the edge whose subtree weight best fits the bounds
+of the part counts on each side, then splits both sides the same way. Both sides of a
+tree edge are connected, so every part is connected. The split never backtracks: when
+no tree of a region offers a cut inside the window, the nearest cut is taken and the
+part is left for repair.
+
+Repair and improvement work on :class:`Pieces`, which keeps each part's members:
+
+* :meth:`Pieces.recombine` merges an out-of-bounds part with a neighbour and re-cuts the
+  union along the best edge of a few random spanning trees, so excess weight flows from
+  part to part until it meets slack;
+* :meth:`Pieces.resplit` redraws a growing region of up to eight parts around a part the
+  pairwise steps could not fix;
+* :meth:`Pieces.even_out` re-cuts neighbouring pairs to make weights more even.
+
+Each step touches only the parts involved, so its cost does not grow with the graph.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
+from collections.abc import Iterator
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import depth_first_order, minimum_spanning_tree
 
+from districting.errors import PartitionError
 
-class _Budget:
-    def __init__(self, draws: int, deadline: float) -> None:
-        self.draws = draws
-        self.deadline = deadline
+#: Weight comparisons allow this much rounding.
+EPS = 1e-9
+#: Regions of at most this many parts try every split of the count, not only the halves.
+ALL_SPLITS_UPTO = 12
+#: Regions of at most this many nodes are split depth-first, with retries.
+SEARCH_NODES = 2000
+#: Cuts tried per region in the depth-first search.
+RETRIES = 4
+#: Cuts the depth-first search may make, per part of the region it starts from.
+SEARCH_CUTS = 20
+#: Regions of at most this many nodes draw their trees in pure Python.
+SMALL_REGION = 400
 
-    def take(self) -> bool:
-        if self.draws <= 0 or time.monotonic() > self.deadline:
-            return False
-        self.draws -= 1
-        return True
+
+# --------------------------------------------------------------------------- construction
 
 
 def _split_orders(k: int) -> list[int]:
     """Part counts to try for one side of a cut: balanced first, then peeling one off."""
     half = k // 2
-    return sorted(range(1, k), key=lambda k1: (abs(k1 - k / 2), k1 != half, k1))
-
-
-def _bisect(
-    adj: sp.csr_matrix,
-    weights: np.ndarray,
-    nodes: np.ndarray,
-    k: int,
-    lower: float,
-    upper: float,
-    rng: np.random.Generator,
-    budget: _Budget,
-    tries: int,
-) -> list[np.ndarray] | None:
-    total = float(weights[nodes].sum())
-    if k == 1:
-        return [nodes] if lower - 1e-9 <= total <= upper + 1e-9 else None
-    if total < k * lower - 1e-9 or total > k * upper + 1e-9:
-        return None
-    sub = adj[nodes][:, nodes]
-    sub = sp.triu(sub, k=1).tocsr()
-    local_w = weights[nodes]
-    for _ in range(tries):
-        if not budget.take():
-            return None
-        random_sub = sub.copy()
-        random_sub.data = rng.random(random_sub.nnz) + 1e-9
-        tree = minimum_spanning_tree(random_sub)
-        root = int(rng.integers(len(nodes)))
-        order, pred = depth_first_order(tree, root, directed=False, return_predecessors=True)
-        if len(order) != len(nodes):
-            return None  # the node set is not connected: cannot happen from a tree cut
-        subtotal, size = _subtree_sums(order.tolist(), pred.tolist(), local_w.tolist())
-        cut = _choose_cut(subtotal, order, k, total, lower, upper, rng)
-        if cut is None:
-            continue
-        v, k1 = cut
-        position = np.empty(len(nodes), dtype=np.int64)
-        position[order] = np.arange(len(order))
-        inside = order[position[v]: position[v] + size[v]]
-        mask = np.zeros(len(nodes), dtype=bool)
-        mask[inside] = True
-        left = _bisect(adj, weights, nodes[mask], k1, lower, upper, rng, budget, tries)
-        if left is None:
-            continue
-        right = _bisect(adj, weights, nodes[~mask], k - k1, lower, upper, rng, budget, tries)
-        if right is None:
-            continue
-        return left + right
-    return None
+    orders = sorted(range(1, k), key=lambda k1: (abs(k1 - k / 2), k1 != half, k1))
+    return orders if k <= ALL_SPLITS_UPTO else orders[:2]
 
 
 def _subtree_sums(
@@ -98,154 +69,204 @@ def _subtree_sums(
     return np.array(subtotal, dtype=float), np.array(size, dtype=np.int64)
 
 
-def _edge_pairs(adj: sp.csr_matrix) -> np.ndarray:
-    """One row ``(u, v)``, ``u < v``, per undirected edge."""
-    coo = sp.triu(adj, k=1).tocoo()
-    return np.stack([coo.row, coo.col], axis=1)
+def _windows(k: int, total: float, lower: float, upper: float) -> list[tuple[int, float, float]]:
+    """For each part count ``k1`` of one side: the side weights that leave both sides divisible."""
+    found = []
+    for k1 in _split_orders(k):
+        lo = max(k1 * lower, total - (k - k1) * upper)
+        hi = min(k1 * upper, total - (k - k1) * lower)
+        found.append((k1, lo, hi))
+    return found
 
 
-def _choose_cut(
-    subtotal: np.ndarray,
-    order: np.ndarray,
+class _Lists:
+    """A graph's CSR neighbour lists as Python lists, for the loops over small regions."""
+
+    def __init__(self, adj: sp.csr_matrix) -> None:
+        self.adj = adj
+        self.ptr: list[int] = adj.indptr.tolist()
+        self.nbr: list[int] = adj.indices.tolist()
+
+    def local_edges(self, nodes: np.ndarray) -> list[tuple[int, int]]:
+        """Edges among ``nodes``, as pairs of positions in ``nodes``."""
+        ptr, nbr = self.ptr, self.nbr
+        node_list = nodes.tolist()
+        local = {u: i for i, u in enumerate(node_list)}
+        edges = []
+        for i, x in enumerate(node_list):
+            for y in nbr[ptr[x]:ptr[x + 1]]:
+                j = local.get(y, -1)
+                if j > i:
+                    edges.append((i, j))
+        return edges
+
+
+def _random_trees(graph: _Lists, nodes: np.ndarray, rng: np.random.Generator,
+                  ) -> Iterator[tuple[list[int], list[int]]]:
+    """Random spanning trees of region ``nodes`` as (preorder, parents), local positions.
+
+    Small regions use a pure-Python Kruskal (no per-call scipy overhead); large ones
+    scipy's minimum spanning tree on random edge weights.
+    """
+    if len(nodes) <= SMALL_REGION:
+        edges = graph.local_edges(nodes)
+        while True:
+            tree = _random_tree(len(nodes), edges, rng)
+            if tree is None:
+                raise PartitionError("a region to split is not connected")
+            yield tree
+    tri = sp.triu(graph.adj[nodes][:, nodes], k=1).tocsr().astype(float)
+    while True:
+        tri.data = rng.random(tri.nnz) + EPS
+        mst = minimum_spanning_tree(tri)
+        root = int(rng.integers(len(nodes)))
+        order, pred = depth_first_order(mst, root, directed=False, return_predecessors=True)
+        if len(order) != len(nodes):
+            raise PartitionError("a region to split is not connected")
+        yield order.tolist(), pred.tolist()
+
+
+def _tree_cut(
+    graph: _Lists,
+    weights: np.ndarray,
+    nodes: np.ndarray,
     k: int,
-    total: float,
+    *,
     lower: float,
     upper: float,
     rng: np.random.Generator,
-) -> tuple[int, int] | None:
-    candidates = order[1:]
-    sums = subtotal[candidates]
-    for k1 in _split_orders(k):
-        lo = max(k1 * lower, total - (k - k1) * upper) - 1e-9
-        hi = min(k1 * upper, total - (k - k1) * lower) + 1e-9
-        if lo > hi:
+    trees: int,
+) -> tuple[np.ndarray, int, bool]:
+    """One side of the best tree cut of region ``nodes`` into ``k`` parts.
+
+    Returns the mask of the side, its part count and whether the cut lies inside the
+    window that keeps both sides divisible within the bounds.
+    """
+    local_w = weights[nodes]
+    weight_list = local_w.tolist()
+    total = float(local_w.sum())
+    windows = _windows(k, total, lower, upper)
+    best: tuple[float, int, float] | None = None
+    best_cut: tuple[list[int], np.ndarray, int, int] | None = None
+    drawn = _random_trees(graph, nodes, rng)
+    for _ in range(trees):
+        order_list, pred = next(drawn)
+        subtotal, size = _subtree_sums(order_list, pred, weight_list)
+        cuts = np.array(order_list[1:], dtype=np.int64)
+        sums = subtotal[cuts]
+        sizes = size[cuts]
+        for rank, (k1, lo, hi) in enumerate(windows):
+            outside = np.maximum(lo - sums, 0.0) + np.maximum(sums - hi, 0.0)
+            # Each side needs at least as many nodes as parts.
+            outside[(sizes < k1) | (len(nodes) - sizes < k - k1)] = np.inf
+            deviation = np.abs(sums - k1 * total / k)
+            pick = int(np.lexsort((deviation, outside))[0])
+            key = (float(outside[pick]) / max(total / k, EPS), rank, float(deviation[pick]))
+            if best is None or key < best:
+                best = key
+                best_cut = (order_list, size, int(cuts[pick]), k1)
+        if best is not None and best[0] <= EPS:
+            break
+    assert best is not None and best_cut is not None
+    order_list, size, v, k1 = best_cut
+    first = order_list.index(v)  # in preorder, v's subtree is the run that starts at v
+    mask = np.zeros(len(nodes), dtype=bool)
+    mask[order_list[first:first + int(size[v])]] = True
+    return mask, k1, best[0] <= EPS
+
+
+def tree_bisection(
+    adj: sp.csr_matrix,
+    weights: np.ndarray,
+    *,
+    k: int,
+    lower: float,
+    upper: float,
+    rng: np.random.Generator,
+    trees: int = 8,
+    deadline: float = math.inf,
+    search: bool = True,
+) -> tuple[np.ndarray, int]:
+    """Labels ``0..k-1`` of a connected partition, and how many splits missed their window.
+
+    With no miss every part lies within ``[lower, upper]``; a miss leaves some parts for
+    repair. Regions of more than :data:`SEARCH_NODES` nodes are cut once, on one
+    random spanning tree when the windows are wide and up to ``trees`` when they are
+    narrow. With ``search``, smaller regions search their cuts depth-first (:data:`RETRIES` cuts per
+    region, :data:`SEARCH_CUTS` per part in all), so that a part that cannot be cut
+    within the bounds sends the search back to redraw its parent; when the search
+    gives up, the region is cut without it, taking the nearest cuts.
+    """
+    n = adj.shape[0]
+    graph = _Lists(adj)
+    labels = np.empty(n, dtype=np.int64)
+    stack: list[tuple[np.ndarray, int]] = [(np.arange(n), k)]
+    label = 0
+    misses = 0
+    while stack:
+        nodes, parts = stack.pop()
+        if parts == 1:
+            labels[nodes] = label
+            label += 1
             continue
-        ok = np.flatnonzero((sums >= lo) & (sums <= hi))
-        if len(ok) == 0:
+        if search and len(nodes) <= SEARCH_NODES:
+            budget = [SEARCH_CUTS * parts]
+            found = _search(graph, weights, nodes, parts, lower=lower, upper=upper, rng=rng,
+                            trees=trees, deadline=deadline, budget=budget)
+            if found is not None:
+                for piece in found:
+                    labels[piece] = label
+                    label += 1
+                continue
+        mask, k1, inside = _tree_cut(graph, weights, nodes, parts, lower=lower, upper=upper,
+                                     rng=rng, trees=trees)
+        misses += not inside
+        stack.append((nodes[~mask], parts - k1))
+        stack.append((nodes[mask], k1))
+    return labels, misses
+
+
+def _search(
+    graph: _Lists,
+    weights: np.ndarray,
+    nodes: np.ndarray,
+    k: int,
+    *,
+    lower: float,
+    upper: float,
+    rng: np.random.Generator,
+    trees: int,
+    deadline: float,
+    budget: list[int],
+) -> list[np.ndarray] | None:
+    """Parts of region ``nodes``, all within the bounds, by depth-first tree cuts; or ``None``.
+
+    ``budget`` holds the number of cuts left to the whole search; it gives up when they
+    are spent.
+    """
+    if k == 1:
+        total = float(weights[nodes].sum())
+        return [nodes] if lower - EPS <= total <= upper + EPS else None
+    for _ in range(RETRIES):
+        if budget[0] <= 0 or time.monotonic() > deadline:
+            return None
+        budget[0] -= 1
+        mask, k1, inside = _tree_cut(graph, weights, nodes, k, lower=lower, upper=upper,
+                                     rng=rng, trees=trees)
+        if not inside:
+            return None  # no tree offered a cut inside the window: another is unlikely to
+        first = _search(graph, weights, nodes[mask], k1, lower=lower, upper=upper, rng=rng,
+                        trees=trees, deadline=deadline, budget=budget)
+        if first is None:
             continue
-        ideal = k1 * total / k
-        gap = np.abs(sums[ok] - ideal)
-        best = ok[gap <= gap.min() + 1e-9]
-        return int(candidates[int(rng.choice(best))]), k1
+        second = _search(graph, weights, nodes[~mask], k - k1, lower=lower, upper=upper,
+                         rng=rng, trees=trees, deadline=deadline, budget=budget)
+        if second is not None:
+            return first + second
     return None
 
 
-def tree_partition(
-    adj: sp.csr_matrix,
-    weights: np.ndarray,
-    *,
-    k: int,
-    lower: float,
-    upper: float,
-    rng: np.random.Generator,
-    deadline: float,
-    draws: int | None = None,
-) -> np.ndarray | None:
-    """Labels ``0..k-1`` of a contiguous partition within ``[lower, upper]``, or ``None``."""
-    n = adj.shape[0]
-    budget = _Budget(draws if draws is not None else 2000 + 400 * k, deadline)
-    parts = _bisect(adj, weights, np.arange(n), k, lower, upper, rng, budget, tries=30)
-    if parts is None:
-        return None
-    labels = np.empty(n, dtype=np.int64)
-    for index, part in enumerate(parts):
-        labels[part] = index
-    return labels
-
-
-def _connected_without(
-    adj: sp.csr_matrix,
-    labels: np.ndarray,
-    node: int,
-    indptr: np.ndarray,
-    indices: np.ndarray,
-) -> bool:
-    """Whether ``node``'s district stays connected when ``node`` leaves it.
-
-    The district was connected, so every piece left after removing ``node`` holds one
-    of its neighbours: it stays connected exactly when a search from one neighbour
-    reaches all the others. The search stops as soon as it has.
-    """
-    district = labels[node]
-    members = [int(u) for u in indices[indptr[node]:indptr[node + 1]]
-               if labels[u] == district]
-    if len(members) <= 1:
-        return True
-    wanted = set(members[1:])
-    seen = {members[0]}
-    queue = deque([members[0]])
-    while queue:
-        u = queue.popleft()
-        for w in indices[indptr[u]:indptr[u + 1]].tolist():
-            if w != node and w not in seen and labels[w] == district:
-                seen.add(w)
-                wanted.discard(w)
-                if not wanted:
-                    return True
-                queue.append(w)
-    return not wanted
-
-
-def _excess(total: float, lower: float, upper: float) -> float:
-    return max(0.0, lower - total) + max(0.0, total - upper)
-
-
-def repair(
-    adj: sp.csr_matrix,
-    weights: np.ndarray,
-    labels: np.ndarray,
-    *,
-    lower: float,
-    upper: float,
-    deadline: float,
-) -> np.ndarray:
-    """Move single boundary units between districts until the bounds hold or no move helps.
-
-    A move is taken when it lowers the total bound violation, or keeps it and lowers
-    the sum of squared deviations from the mean weight; this second rule lets weight
-    flow from heavy to light districts through the ones between them. The source
-    district must stay connected and non-empty; the target gains a unit next to it.
-    """
-    labels = labels.copy()
-    k = int(labels.max()) + 1
-    totals = np.bincount(labels, weights=weights, minlength=k).astype(float)
-    sizes = np.bincount(labels, minlength=k)
-    mean = float(totals.sum()) / k
-    indptr, indices = adj.indptr, adj.indices
-    pairs = _edge_pairs(adj)
-
-    def excess(total: float) -> float:
-        return max(0.0, lower - total) + max(0.0, total - upper)
-
-    moved = True
-    while moved and time.monotonic() < deadline:
-        moved = False
-        if all(excess(t) <= 1e-9 for t in totals):
-            break
-        boundary = pairs[labels[pairs[:, 0]] != labels[pairs[:, 1]]]
-        candidates = np.concatenate([boundary, boundary[:, ::-1]])
-        for u, v in candidates.tolist():
-            source, target = int(labels[u]), int(labels[v])
-            if source == target or sizes[source] == 1:
-                continue
-            w = float(weights[u])
-            old_s, old_t = totals[source], totals[target]
-            new_s, new_t = old_s - w, old_t + w
-            d_violation = excess(new_s) + excess(new_t) - excess(old_s) - excess(old_t)
-            d_spread = ((new_s - mean) ** 2 + (new_t - mean) ** 2
-                        - (old_s - mean) ** 2 - (old_t - mean) ** 2)
-            if d_violation > 1e-9 or (d_violation > -1e-9 and d_spread >= -1e-9):
-                continue
-            if not _connected_without(adj, labels, u, indptr, indices):
-                continue
-            labels[u] = target
-            totals[source], totals[target] = new_s, new_t
-            sizes[source] -= 1
-            sizes[target] += 1
-            moved = True
-            if time.monotonic() > deadline:
-                break
-    return labels
+# --------------------------------------------------------------------------- recombination
 
 
 def _excess_sq(totals: np.ndarray, lower: float, upper: float) -> np.ndarray:
@@ -256,8 +277,8 @@ def _random_tree(n: int, edges: list[tuple[int, int]], rng: np.random.Generator,
                  ) -> tuple[list[int], list[int]] | None:
     """Preorder and parents of a random spanning tree (Kruskal on shuffled edges).
 
-    Pure Python: for the few dozen nodes of two merged districts this is several
-    times faster than building scipy matrices for each tree.
+    Pure Python: for the few dozen nodes of two merged parts this is several times
+    faster than building scipy matrices for each tree.
     """
     parent = list(range(n))
 
@@ -298,27 +319,26 @@ def _random_tree(n: int, edges: list[tuple[int, int]], rng: np.random.Generator,
 def _best_split(
     n: int,
     edges: list[tuple[int, int]],
-    local_w: np.ndarray,
+    local_w: list[float],
     *,
     lower: float,
     upper: float,
     rng: np.random.Generator,
     trees: int,
-) -> tuple[float, float, np.ndarray] | None:
-    """The best cut of a few random spanning trees of a connected two-district union.
+) -> tuple[float, float, list[int]] | None:
+    """The best cut of a few random spanning trees of a connected two-part union.
 
-    Returns ``(penalty, imbalance, mask of one side)`` minimising the squared bound
-    excess of the two sides, then the imbalance between them.
+    Returns ``(penalty, imbalance, local nodes of one side)`` minimising the squared
+    bound excess of the two sides, then the imbalance between them.
     """
-    total = float(local_w.sum())
-    weights = local_w.tolist()
-    best: tuple[float, float, np.ndarray] | None = None
+    total = float(sum(local_w))
+    best: tuple[float, float, list[int]] | None = None
     for _ in range(trees):
         tree = _random_tree(n, edges, rng)
         if tree is None:
             return None
         order, pred = tree
-        subtotal, size = _subtree_sums(order, pred, weights)
+        subtotal, size = _subtree_sums(order, pred, local_w)
         cuts = np.array(order[1:], dtype=np.int64)
         side = subtotal[cuts]
         penalty = _excess_sq(side, lower, upper) + _excess_sq(total - side, lower, upper)
@@ -327,229 +347,175 @@ def _best_split(
         if best is None or (penalty[pick], imbalance[pick]) < (best[0], best[1]):
             v = int(cuts[pick])
             first = order.index(v)  # in preorder, v's subtree is the run that starts at v
-            mask = np.zeros(n, dtype=bool)
-            mask[order[first:first + size[v]]] = True
-            best = (float(penalty[pick]), float(imbalance[pick]), mask)
+            best = (float(penalty[pick]), float(imbalance[pick]),
+                    order[first:first + int(size[v])])
     return best
 
 
-def recombine(
-    adj: sp.csr_matrix,
-    weights: np.ndarray,
-    labels: np.ndarray,
-    *,
-    lower: float,
-    upper: float,
-    rng: np.random.Generator,
-    deadline: float,
-    trees: int = 8,
-    max_steps: int = 20_000,
-    wander: float = 0.4,
-) -> np.ndarray:
-    """Rebalance out-of-bounds districts by merging each with a neighbour and re-splitting.
+class Pieces:
+    """A connected partition with each part's members, open to merge-split steps."""
 
-    Each step merges a district outside the bounds with a random neighbour and re-cuts
-    the union along the best edge of a few random spanning trees. A step is kept when
-    it lowers the squared bound excess of the pair (or keeps it and evens the pair out),
-    so excess flows from district to district until it meets slack. Both halves of a
-    tree cut are connected, so contiguity always holds.
-    """
-    labels = labels.copy()
-    k = int(labels.max()) + 1
-    totals = np.bincount(labels, weights=weights, minlength=k).astype(float)
-    pairs = _edge_pairs(adj)
-    stale = 0
-    for _ in range(max_steps):
-        if time.monotonic() > deadline:
-            break
-        bad = np.flatnonzero(_excess_sq(totals, lower, upper) > 1e-12)
-        if len(bad) == 0 or stale > 200 + 50 * len(bad):
-            break
-        d = int(rng.choice(bad))
-        neighbours = _neighbours_of(pairs, labels, d)
-        if len(neighbours) == 0:
-            stale += 1
-            continue
-        if rng.random() < wander:
-            # Even out a pair next to the trouble, so that slack drifts towards it.
-            d = int(rng.choice(neighbours))
-            neighbours = _neighbours_of(pairs, labels, d)
-        e = _partner(d, neighbours, totals, upper, rng)
-        outcome = _recombine_pair(labels, totals, weights, pairs, d, e, lower=lower,
-                                  upper=upper, rng=rng, trees=trees)
-        stale = 0 if outcome == "fixed" else stale + 1
-    return labels
+    def __init__(self, adj: sp.csr_matrix, weights: np.ndarray, labels: np.ndarray, *,
+                 lower: float, upper: float) -> None:
+        self.graph = _Lists(adj.tocsr())
+        self.ptr, self.nbr = self.graph.ptr, self.graph.nbr
+        self.w: list[float] = np.asarray(weights, dtype=float).tolist()
+        self.labels: list[int] = np.asarray(labels, dtype=np.int64).tolist()
+        k = int(max(self.labels)) + 1
+        self.members: list[list[int]] = [[] for _ in range(k)]
+        for u, part in enumerate(self.labels):
+            self.members[part].append(u)
+        self.totals: list[float] = np.bincount(labels, weights=weights, minlength=k).tolist()
+        self.lower = lower
+        self.upper = upper
 
+    def array(self) -> np.ndarray:
+        """The current labels."""
+        return np.array(self.labels, dtype=np.int64)
 
-def _recombine_pair(
-    labels: np.ndarray,
-    totals: np.ndarray,
-    weights: np.ndarray,
-    pairs: np.ndarray,
-    d: int,
-    e: int,
-    *,
-    lower: float,
-    upper: float,
-    rng: np.random.Generator,
-    trees: int,
-) -> str:
-    """Merge districts ``d`` and ``e`` and re-cut them if that helps; update in place.
+    def out_of_bounds(self) -> list[int]:
+        return [d for d, t in enumerate(self.totals)
+                if t < self.lower - EPS or t > self.upper + EPS]
 
-    Returns ``"fixed"`` when the pair's squared bound excess fell, ``"evened"`` when it
-    stayed and the pair became more even, and ``"kept"`` when nothing changed.
-    """
-    inside = (labels == d) | (labels == e)
-    members = np.flatnonzero(inside)
-    local_w = weights[members]
-    local = np.full(len(labels), -1, dtype=np.int64)
-    local[members] = np.arange(len(members))
-    union_edges = pairs[inside[pairs[:, 0]] & inside[pairs[:, 1]]]
-    edge_list = list(zip(local[union_edges[:, 0]].tolist(),
-                         local[union_edges[:, 1]].tolist(), strict=True))
-    union = totals[d] + totals[e]
-    hopeful = 2 * lower - 1e-9 <= union <= 2 * upper + 1e-9
-    found = _best_split(len(members), edge_list, local_w, lower=lower, upper=upper,
-                        rng=rng, trees=3 * trees if hopeful else trees)
-    if found is None:
-        return "kept"
-    penalty, imbalance, mask = found
-    current = float(_excess_sq(totals[[d, e]], lower, upper).sum())
-    fixed = penalty < current - 1e-9
-    if not fixed and not (penalty <= current + 1e-9
-                          and imbalance < abs(totals[d] - totals[e]) - 1e-9):
-        return "kept"
-    labels[members[mask]] = d
-    labels[members[~mask]] = e
-    totals[d] = float(local_w[mask].sum())
-    totals[e] = float(local_w[~mask].sum())
-    return "fixed" if fixed else "evened"
+    def neighbours(self, d: int) -> list[int]:
+        """Parts sharing an edge with part ``d``, in order."""
+        labels, ptr, nbr = self.labels, self.ptr, self.nbr
+        found = {labels[y] for x in self.members[d] for y in nbr[ptr[x]:ptr[x + 1]]}
+        found.discard(d)
+        return sorted(found)
 
+    def _union(self, parts: list[int]) -> tuple[list[int], list[tuple[int, int]]]:
+        nodes = [u for d in parts for u in self.members[d]]
+        return nodes, self.graph.local_edges(np.array(nodes, dtype=np.int64))
 
-def even_out(
-    adj: sp.csr_matrix,
-    weights: np.ndarray,
-    labels: np.ndarray,
-    *,
-    lower: float,
-    upper: float,
-    rng: np.random.Generator,
-    deadline: float,
-    steps: int,
-    trees: int = 4,
-) -> np.ndarray:
-    """Make workloads more even without leaving the bounds: pairwise re-cuts.
+    def _assign(self, d: int, nodes: list[int]) -> None:
+        self.members[d] = sorted(nodes)
+        for u in nodes:
+            self.labels[u] = d
+        self.totals[d] = float(sum(self.w[u] for u in nodes))
 
-    Each step re-cuts two neighbouring districts (picked through a random boundary
-    edge) when that makes the pair more even and keeps both within the bounds.
-    """
-    labels = labels.copy()
-    k = int(labels.max()) + 1
-    totals = np.bincount(labels, weights=weights, minlength=k).astype(float)
-    pairs = _edge_pairs(adj)
-    for _ in range(steps):
-        if time.monotonic() > deadline:
-            break
-        boundary = pairs[labels[pairs[:, 0]] != labels[pairs[:, 1]]]
-        if len(boundary) == 0:
-            break
-        u, v = boundary[int(rng.integers(len(boundary)))]
-        _recombine_pair(labels, totals, weights, pairs, int(labels[u]), int(labels[v]),
-                        lower=lower, upper=upper, rng=rng, trees=trees)
-    return labels
+    def recut_pair(self, d: int, e: int, *, rng: np.random.Generator, trees: int) -> str:
+        """Merge parts ``d`` and ``e`` and re-cut them if that helps.
 
+        Returns ``"fixed"`` when the pair's squared bound excess fell, ``"evened"`` when
+        it stayed and the pair became more even, and ``"kept"`` when nothing changed.
+        """
+        nodes, edges = self._union([d, e])
+        local_w = [self.w[u] for u in nodes]
+        found = _best_split(len(nodes), edges, local_w, lower=self.lower, upper=self.upper,
+                            rng=rng, trees=trees)
+        if found is None:
+            return "kept"
+        penalty, imbalance, side = found
+        pair = np.array([self.totals[d], self.totals[e]])
+        current = float(_excess_sq(pair, self.lower, self.upper).sum())
+        fixed = penalty < current - EPS
+        if not fixed and not (penalty <= current + EPS
+                              and imbalance < abs(pair[0] - pair[1]) - EPS):
+            return "kept"
+        chosen = set(side)
+        self._assign(d, [nodes[i] for i in side])
+        self._assign(e, [u for i, u in enumerate(nodes) if i not in chosen])
+        return "fixed" if fixed else "evened"
 
-def _neighbours_of(pairs: np.ndarray, labels: np.ndarray, d: int) -> np.ndarray:
-    """Districts sharing an edge with district ``d``."""
-    crossing = pairs[(labels[pairs[:, 0]] == d) ^ (labels[pairs[:, 1]] == d)]
-    return np.unique(np.where(labels[crossing[:, 0]] == d,
-                              labels[crossing[:, 1]], labels[crossing[:, 0]]))
+    def recombine(self, *, rng: np.random.Generator, deadline: float, max_steps: int,
+                  trees: int = 8, wander: float = 0.4) -> None:
+        """Re-cut out-of-bounds parts with their neighbours until none is left or none helps.
 
+        Each step merges a part outside the bounds with a neighbour (usually the one that
+        best offsets its excess) and re-cuts the union; with probability ``wander`` it
+        re-cuts a pair next to the trouble instead, so that slack drifts towards it.
+        """
+        bad = self.out_of_bounds()
+        patience = min(200 + 50 * len(bad), 30 * len(self.members))
+        stale = 0
+        for _ in range(max_steps):
+            if not bad or stale > patience or time.monotonic() > deadline:
+                break
+            d = bad[int(rng.integers(len(bad)))]
+            around = self.neighbours(d)
+            if not around:
+                stale += 1
+                continue
+            if rng.random() < wander:
+                d = around[int(rng.integers(len(around)))]
+                around = self.neighbours(d)
+            e = self._partner(d, around, rng)
+            hopeful = (2 * self.lower - EPS <= self.totals[d] + self.totals[e]
+                       <= 2 * self.upper + EPS)
+            outcome = self.recut_pair(d, e, rng=rng, trees=3 * trees if hopeful else trees)
+            stale = 0 if outcome == "fixed" else stale + 1
+            if outcome != "kept":
+                bad = self.out_of_bounds()
 
-def _partner(
-    d: int, neighbours: np.ndarray, totals: np.ndarray, upper: float, rng: np.random.Generator
-) -> int:
-    """A neighbour to merge with: usually the one that best offsets ``d``'s excess."""
-    if rng.random() < 0.3:
-        return int(rng.choice(neighbours))
-    weights = totals[neighbours]
-    pick = np.argmin(weights) if totals[d] > upper else np.argmax(weights)
-    return int(neighbours[pick])
+    def _partner(self, d: int, around: list[int], rng: np.random.Generator) -> int:
+        """A neighbour to merge with: usually the one that best offsets ``d``'s excess."""
+        if rng.random() < 0.3:
+            return around[int(rng.integers(len(around)))]
+        weights = [self.totals[e] for e in around]
+        pick = weights.index(min(weights) if self.totals[d] > self.upper else max(weights))
+        return around[pick]
 
-
-def _district_graph(adj: sp.csr_matrix, labels: np.ndarray, k: int) -> list[list[int]]:
-    coo = adj.tocoo()
-    a, b = labels[coo.row], labels[coo.col]
-    keep = a != b
-    pairs = np.unique(np.stack([a[keep], b[keep]], axis=1), axis=0)
-    neighbours: list[list[int]] = [[] for _ in range(k)]
-    for x, y in pairs.tolist():
-        neighbours[x].append(y)
-    return neighbours
-
-
-
-
-def resplit_regions(
-    adj: sp.csr_matrix,
-    weights: np.ndarray,
-    labels: np.ndarray,
-    *,
-    lower: float,
-    upper: float,
-    rng: np.random.Generator,
-    deadline: float,
-    max_region: int = 8,
-    rounds: int = 3,
-) -> np.ndarray:
-    """Re-split growing regions of districts around each out-of-bounds district.
-
-    For a district outside the bounds, the region of the ``m`` districts nearest to it
-    in the district graph (``m = 2 … max_region``) is merged and cut again into ``m``
-    districts on random spanning trees, all within the bounds. Lumpy units that pairwise
-    moves cannot shift often fit once several districts are redrawn together.
-    """
-    labels = labels.copy()
-    k = int(labels.max()) + 1
-    for _ in range(rounds):
-        if time.monotonic() > deadline:
-            break
-        progress = False
-        totals = np.bincount(labels, weights=weights, minlength=k)
-        bad = np.flatnonzero((totals < lower - 1e-9) | (totals > upper + 1e-9))
-        if len(bad) == 0:
-            break
-        quotient = _district_graph(adj, labels, k)
-        for d in rng.permutation(bad).tolist():
+    def even_out(self, *, rng: np.random.Generator, deadline: float, steps: int,
+                 trees: int = 4) -> None:
+        """Make weights more even without leaving the bounds: re-cuts of neighbouring pairs."""
+        k = len(self.members)
+        for _ in range(steps):
             if time.monotonic() > deadline:
                 break
-            totals = np.bincount(labels, weights=weights, minlength=k)
-            if lower - 1e-9 <= totals[d] <= upper + 1e-9:
-                continue
-            region = [d]
-            frontier = deque([d])
-            while frontier and len(region) < max_region:
-                x = frontier.popleft()
-                for y in rng.permutation(quotient[x]).tolist():
-                    if y not in region and len(region) < max_region:
+            d = int(rng.integers(k))
+            around = self.neighbours(d)
+            if around:
+                self.recut_pair(d, around[int(rng.integers(len(around)))], rng=rng,
+                                trees=trees)
+
+    def resplit(self, adj: sp.csr_matrix, weights: np.ndarray, *, rng: np.random.Generator,
+                deadline: float, max_region: int = 8, rounds: int = 3) -> None:
+        """Redraw growing regions of parts around each out-of-bounds part.
+
+        For a part outside the bounds, the ``m`` parts nearest to it in the part graph
+        (``m = 2 … max_region``) are merged and cut again into ``m`` parts on random
+        spanning trees, all within the bounds. Lumpy units that pairwise steps cannot
+        shift often fit once several parts are redrawn together.
+        """
+        for _ in range(rounds):
+            bad = self.out_of_bounds()
+            if not bad or time.monotonic() > deadline:
+                break
+            progress = False
+            for d in rng.permutation(bad).tolist():
+                if time.monotonic() > deadline:
+                    break
+                if self.lower - EPS <= self.totals[d] <= self.upper + EPS:
+                    continue
+                region = [d]
+                frontier = deque([d])
+                done = False
+                while frontier and len(region) < max_region and not done:
+                    x = frontier.popleft()
+                    for y in rng.permutation(self.neighbours(x)).tolist():
+                        if y in region or len(region) >= max_region:
+                            continue
                         region.append(int(y))
                         frontier.append(int(y))
-                m = len(region)
-                if m < 2:
-                    continue
-                union = float(totals[region].sum())
-                if not m * lower - 1e-9 <= union <= m * upper + 1e-9:
-                    continue
-                members = np.flatnonzero(np.isin(labels, region))
-                budget = _Budget(30 * m, deadline)
-                parts = _bisect(adj, weights, members, m, lower, upper, rng, budget, tries=6)
-                if parts is None:
-                    continue
-                for district, part in zip(region, parts, strict=True):
-                    labels[part] = district
-                progress = True
-                quotient = _district_graph(adj, labels, k)
+                        done = self._redraw(adj, weights, region, rng=rng, deadline=deadline)
+                        if done:
+                            break
+                progress |= done
+            if not progress:
                 break
-        if not progress:
-            break
-    return labels
+
+    def _redraw(self, adj: sp.csr_matrix, weights: np.ndarray, region: list[int], *,
+                rng: np.random.Generator, deadline: float) -> bool:
+        m = len(region)
+        union = sum(self.totals[d] for d in region)
+        if not m * self.lower - EPS <= union <= m * self.upper + EPS:
+            return False
+        members = np.array(sorted(u for d in region for u in self.members[d]), dtype=np.int64)
+        found = _search(self.graph, weights, members, m, lower=self.lower, upper=self.upper,
+                        rng=rng, trees=8, deadline=deadline, budget=[SEARCH_CUTS * m])
+        if found is None:
+            return False
+        for d, piece in zip(region, found, strict=True):
+            self._assign(d, piece.tolist())
+        return True
