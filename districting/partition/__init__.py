@@ -187,9 +187,10 @@ def _attempt(
 ) -> tuple[np.ndarray, list[str]]:
     """One seeded construction, and the repair steps when it leaves parts out of bounds.
 
-    The quick construction (one cut per region) and pairwise recombination come
-    first; when parts are still out of bounds, the construction is redone with its
-    depth-first search, then recombination, regional re-splits and unit moves.
+    The quick construction (one cut per region), then pairwise recombination, regional
+    re-splits and unit moves around the parts left out of bounds; when parts are still
+    out of bounds, all four are redone with the construction's depth-first search, and
+    unit moves anywhere come last.
     """
     for search in (False, True):
         labels, misses = tree_bisection(adj, weights, k=k, lower=lower, upper=upper, rng=rng,
@@ -202,16 +203,17 @@ def _attempt(
         steps.append("recombination")
         if not pieces.out_of_bounds():
             return pieces.array(), steps
-    pieces.resplit(adj, weights, rng=rng, deadline=deadline)
-    steps.append("regional re-split")
-    labels = pieces.array()
-    bad = pieces.out_of_bounds()
-    if bad:
-        moves = Moves(adj, weights, labels, lower=lower, upper=upper)
+        pieces.resplit(adj, weights, rng=rng, deadline=deadline)
+        steps.append("regional re-split")
+        bad = pieces.out_of_bounds()
+        if not bad:
+            return pieces.array(), steps
+        moves = Moves(adj, weights, pieces.array(), lower=lower, upper=upper)
         near = set(bad).union(*(pieces.neighbours(d) for d in bad))
         moves.balance(deadline=deadline, max_moves=10 * len(labels), active=near)
-        if any(moves.excess(t) > 1e-9 for t in moves.totals):
-            moves.balance(deadline=deadline, max_moves=10 * len(labels))
-        labels = moves.array()
         steps.append("unit moves")
-    return labels, steps
+        labels = moves.array()
+        if _outside(labels, weights, k, lower, upper) == 0:
+            return labels, steps
+    moves.balance(deadline=deadline, max_moves=10 * len(labels))
+    return moves.array(), steps

@@ -368,14 +368,18 @@ class Pieces:
         self.totals: list[float] = np.bincount(labels, weights=weights, minlength=k).tolist()
         self.lower = lower
         self.upper = upper
+        self.bad = {d for d in range(k) if self._outside(d)}
 
     def array(self) -> np.ndarray:
         """The current labels."""
         return np.array(self.labels, dtype=np.int64)
 
+    def _outside(self, d: int) -> bool:
+        return self.totals[d] < self.lower - EPS or self.totals[d] > self.upper + EPS
+
     def out_of_bounds(self) -> list[int]:
-        return [d for d, t in enumerate(self.totals)
-                if t < self.lower - EPS or t > self.upper + EPS]
+        """Parts outside the bounds, in order (kept up to date step by step)."""
+        return sorted(self.bad)
 
     def neighbours(self, d: int) -> list[int]:
         """Parts sharing an edge with part ``d``, in order."""
@@ -393,6 +397,10 @@ class Pieces:
         for u in nodes:
             self.labels[u] = d
         self.totals[d] = float(sum(self.w[u] for u in nodes))
+        if self._outside(d):
+            self.bad.add(d)
+        else:
+            self.bad.discard(d)
 
     def recut_pair(self, d: int, e: int, *, rng: np.random.Generator, trees: int) -> str:
         """Merge parts ``d`` and ``e`` and re-cut them if that helps.
