@@ -256,7 +256,9 @@ def demo(obj: dict[str, Any], out: Path, seed: int, config_path: Path | None) ->
 @click.option("--seed", type=int, default=0, show_default=True, help="Heuristic seed.")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path),
               help="RESULT.json to write.")
-def partition_command(graph_file: Path, weight: str, k: int | None, lower: float, upper: float,
+@click.pass_obj
+def partition_command(obj: dict[str, Any], graph_file: Path, weight: str, k: int | None,
+                      lower: float, upper: float,
                       objective: str, edge_weight: str | None, position: str | None,
                       method: str, solver: str, time_limit: float, seed: int,
                       out: Path) -> None:
@@ -284,7 +286,7 @@ def partition_command(graph_file: Path, weight: str, k: int | None, lower: float
     plan = partition(graph, k, weight=weight, lower=lower, upper=upper,
                      objective=objective.replace("-", "_"), method=method,
                      time_limit=time_limit, seed=seed, solver=solver,
-                     edge_weight=edge_weight, position=names)
+                     edge_weight=edge_weight, position=names, progress=not obj["quiet"])
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.tmp")
     temporary.write_text(json.dumps(plan.to_json(), indent=1) + "\n", encoding="utf-8")

@@ -217,3 +217,8 @@ def test_cli_leaves_k_free_and_reports_the_count(tmp_path) -> None:  # type: ign
     record = json.loads(out.read_text(encoding="utf-8"))
     assert record["k"] == 4 and record["status"] == "feasible"  # ceil(36 / 10) = 4
     assert "4 parts" in result.output
+    assert "heuristic starts" in result.output  # the progress bar
+    quiet = CliRunner().invoke(main, ["-q", "partition", str(path), "--weight", "pop",
+                                      "--lower", "8", "--upper", "10", "--method",
+                                      "heuristic", "--out", str(out)])
+    assert quiet.exit_code == 0 and "heuristic starts" not in quiet.output

@@ -149,6 +149,7 @@ def partition(
     edge_weight: str | None = None,
     position: tuple[str, str] | None = None,
     exact_model: str = "labelled",
+    progress: bool = False,
 ) -> Plan:
     """Partition ``graph`` into ``k`` connected parts whose ``weight`` lies in ``[lower, upper]``.
 
@@ -172,6 +173,7 @@ def partition(
     status ``optimal``, ``feasible`` or ``time_limit`` and a non-empty assignment
     has passed :func:`verify_assignment`; any other status comes with an empty
     assignment and, in ``problems``, the units or parts that broke the bounds.
+    ``progress`` shows a progress bar of the heuristic's starts and polishing.
     """
     if objective not in OBJECTIVES:
         raise PartitionError(f"objective must be one of {', '.join(OBJECTIVES)}, "
@@ -199,7 +201,7 @@ def partition(
     plan = partition_arrays(edges, weights, k, lower=lower, upper=upper, score=score,
                             names=[str(node) for node in nodes], method=method,
                             time_limit=time_limit - (time.monotonic() - start), seed=seed,
-                            solver=solver, exact_model=exact_model)
+                            solver=solver, exact_model=exact_model, progress=progress)
     if plan.assignment:
         assert plan.k is not None
         problems = verify_assignment(graph, plan.assignment, k=plan.k, weight=weight,
@@ -228,6 +230,7 @@ def partition_arrays(
     polish: bool = True,
     exact_seconds: float | None = None,
     keep_unproven: bool = True,
+    progress: bool = False,
 ) -> Plan:
     """:func:`partition` on a connected graph given as arrays: one row ``(u, v)`` per edge.
 
@@ -269,7 +272,8 @@ def partition_arrays(
         plan = _plan_for(names, edges, weights, score, k=count, lower=lower, upper=upper,
                          method=method, time_limit=max(left, 1.0), seed=seed, solver=solver,
                          exact_model=exact_model, starts=starts, polish=polish,
-                         exact_seconds=exact_seconds, keep_unproven=keep_unproven)
+                         exact_seconds=exact_seconds, keep_unproven=keep_unproven,
+                         progress=progress)
         if k is None:
             plan.log.insert(0, f"k free: {count} part(s)")
         if plan.assignment:
@@ -290,7 +294,7 @@ def _plan_for(
     names: list[str], edges: np.ndarray, weights: np.ndarray, score: objectives.Score, *,
     k: int, lower: float, upper: float, method: str, time_limit: float, seed: int,
     solver: str, exact_model: str, starts: int | None, polish: bool,
-    exact_seconds: float | None, keep_unproven: bool,
+    exact_seconds: float | None, keep_unproven: bool, progress: bool,
 ) -> Plan:
     """The plan for one count of parts, ``k``."""
     start = time.monotonic()
@@ -309,7 +313,7 @@ def _plan_for(
         time_limit=share * time_limit, edge_cost=score.edge_cost,
         value=None if score.edge_cost is not None or n > RANK_BY_VALUE_UPTO else score.value,
         solver=solver, starts=EXACT_STARTS if use_exact and starts is None else starts,
-        polish=polish)
+        polish=polish, progress=progress)
     labels, valid, log = found_start.labels, found_start.valid, found_start.log
     problems = [] if valid else _outside_bounds(names, weights, labels, lower, upper)
     found: np.ndarray | None = labels if valid else None

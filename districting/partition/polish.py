@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components, dijkstra
+from tqdm import tqdm
 
 from districting.partition import cut_cost, partition_graph
 from districting.partition.exact import solve_cut_edges
@@ -221,6 +222,7 @@ def best_start(
     solver: str = "highs",
     starts: int | None = None,
     polish: bool = True,
+    progress: bool = False,
 ) -> Start:
     """The best of several seeded heuristic plans, the best few polished.
 
@@ -234,7 +236,7 @@ def best_start(
     ``time_limit`` cuts it short.
 
     When no plan meets the bounds, the one with the fewest parts outside them is
-    returned, marked as not valid.
+    returned, marked as not valid. ``progress`` shows a bar of the starts and polishes.
     """
     clock = time.monotonic()
     n = adjacency.shape[0]
@@ -251,20 +253,23 @@ def best_start(
         starts = min(MAX_STARTS, max(1, START_UNITS // max(n, 1)))
     valid: list[tuple[float, int, np.ndarray]] = []
     draft: tuple[int, int, np.ndarray] | None = None
-    for attempt in range(starts):
-        left = time_limit - (time.monotonic() - clock)
-        if attempt and left <= 0:
-            break  # the first start always runs: a plan beats none
-        found = partition_graph(adjacency, weights, k=k, lower=lower, upper=upper,
-                                seed=seed + attempt, time_limit=max(1.0, left),
-                                edge_cost=cost_matrix, attempts=1)
-        if found.status == "within_bounds":
-            valid.append((score(found.labels), attempt, found.labels))
-        else:
-            outside = int(((found.part_weights(weights) < lower - 1e-9)
-                           | (found.part_weights(weights) > upper + 1e-9)).sum())
-            if draft is None or outside < draft[0]:
-                draft = (outside, attempt, found.labels)
+    with tqdm(total=starts, desc="heuristic starts", unit="start", disable=not progress,
+              leave=False) as bar:
+        for attempt in range(starts):
+            left = time_limit - (time.monotonic() - clock)
+            if attempt and left <= 0:
+                break  # the first start always runs: a plan beats none
+            found = partition_graph(adjacency, weights, k=k, lower=lower, upper=upper,
+                                    seed=seed + attempt, time_limit=max(1.0, left),
+                                    edge_cost=cost_matrix, attempts=1)
+            if found.status == "within_bounds":
+                valid.append((score(found.labels), attempt, found.labels))
+            else:
+                outside = int(((found.part_weights(weights) < lower - 1e-9)
+                               | (found.part_weights(weights) > upper + 1e-9)).sum())
+                if draft is None or outside < draft[0]:
+                    draft = (outside, attempt, found.labels)
+            bar.update(1)
     timed_out = attempt + 1 < starts
     log = [f"{attempt + 1} heuristic start(s) from seed {seed}: {len(valid)} within the bounds"]
     if not valid:
@@ -278,7 +283,9 @@ def best_start(
     distinct = [item for index, item in enumerate(valid)
                 if all(item[0] != other[0] or not np.array_equal(item[2], other[2])
                        for other in valid[:index])][:POLISHED]
-    for index, (before, attempt, labels) in enumerate(distinct):
+    polishing = tqdm(distinct, desc="exact pair re-solves", unit="plan", disable=not progress,
+                     leave=False)
+    for index, (before, attempt, labels) in enumerate(polishing):
         left = time_limit - (time.monotonic() - clock)
         if left <= 1.0:
             timed_out = True
@@ -290,6 +297,7 @@ def best_start(
         log.append(f"start {seed + attempt}: heuristic {before:g}, polished {after:g}")
         if after < best_value - 1e-9:
             best_value, best = after, polished
+    polishing.close()
     timed_out |= time.monotonic() - clock > time_limit - 1.0
     if timed_out:
         log.append(f"the {time_limit:.0f} s time limit cut the search short; the plan may "
