@@ -21,7 +21,7 @@ from districting.partition import adjacency_from_edges, cut_edges, partition_gra
 from districting.partition.api import partition, partition_arrays
 from districting.partition.heuristic import tree_bisection
 from districting.partition.moves import Moves
-from districting.partition.polish import _band, _contract, polish_cut_edges
+from districting.partition.polish import _contract, _pair, polish_cut_edges
 
 
 def city(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -125,9 +125,9 @@ def test_a_contracted_pair_keeps_weights_cut_and_connectivity() -> None:
     nodes = np.flatnonzero((labels == a) | (labels == b))
     if not (labels[edges[:, 0]] == a).any():
         pytest.skip("no border")
-    free = _band(edges, labels, nodes, 1)
-    node_of, sub_edges, sub_cost, sub_w, before = _contract(
-        edges, np.ones(len(edges)), weights, labels, nodes, free)
+    pair = _pair(edges, np.ones(len(edges)), labels, nodes)
+    free = pair.distance <= 1
+    node_of, sub_edges, sub_cost, sub_w, before = _contract(pair, weights, free)
     assert sub_w.sum() == pytest.approx(weights[nodes].sum())
     # Every contracted node is a connected set of one part's nodes.
     for piece in np.unique(node_of):

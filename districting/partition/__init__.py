@@ -45,6 +45,8 @@ class Partition:
     seconds: float
     cut_edges: int
     timed_out: bool = False
+    #: How many parts weigh less than ``lower`` or more than ``upper``.
+    parts_outside: int = 0
 
     def part_weights(self, weights: np.ndarray) -> np.ndarray:
         """Summed weight of each part."""
@@ -79,8 +81,6 @@ def partition_graph(
     upper: float,
     seed: int,
     time_limit: float = 10.0,
-    even_steps: int = 0,
-    refine: bool = True,
     edge_cost: sp.csr_matrix | None = None,
     attempts: int = ATTEMPTS,
 ) -> Partition:
@@ -100,11 +100,6 @@ def partition_graph(
         Seed of the random spanning trees; the same seed gives the same partition.
     time_limit
         Safety cap in seconds; effort is otherwise counted in steps.
-    even_steps
-        Pairwise re-cuts per part, at the end, that make the parts' weights more even
-        without leaving the bounds (0 to skip).
-    refine
-        Move boundary units to lower the cut, within the bounds.
     edge_cost
         Cost of each edge (same pattern as ``adj``) for the cut; 1 per edge when ``None``.
     attempts
@@ -142,29 +137,24 @@ def partition_graph(
                 break
         assert best is not None
         _, labels, steps = best
-        if refine:
-            moves = Moves(adj, weights, labels, lower=lower, upper=upper, edge_cost=edge_cost)
-            moves.refine(deadline=deadline, max_moves=50 * n)
-            labels = moves.array()
-            steps = [*steps, "boundary refinement"]
-        if even_steps:
-            pieces = Pieces(adj, weights, labels, lower=lower, upper=upper)
-            pieces.even_out(rng=np.random.default_rng([seed, ATTEMPTS]), deadline=deadline,
-                            steps=even_steps * k)
-            labels = pieces.array()
-            steps = [*steps, "evening out"]
+        # Boundary moves lower the cut, within the bounds.
+        moves = Moves(adj, weights, labels, lower=lower, upper=upper, edge_cost=edge_cost)
+        moves.refine(deadline=deadline, max_moves=50 * n)
+        labels = moves.array()
+        steps = [*steps, "boundary refinement"]
     timed_out = time.monotonic() > deadline
-    ok = _outside(labels, weights, k, lower, upper) == 0
+    outside = _outside(labels, weights, k, lower, upper)
     return Partition(
         labels=labels,
         k=k,
         lower=lower,
         upper=upper,
-        status="within_bounds" if ok else "bounds_violated",
+        status="within_bounds" if outside == 0 else "bounds_violated",
         method=" + ".join(steps),
         timed_out=timed_out,
         seconds=time.monotonic() - start,
         cut_edges=cut_edges(adj, labels),
+        parts_outside=outside,
     )
 
 

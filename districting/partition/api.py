@@ -252,12 +252,10 @@ def partition_arrays(
         score = objectives.Score("cut_edges", edges, weights, edge_cost=np.ones(len(edges)))
     heavy = np.flatnonzero(weights > upper + 1e-9)
     if len(heavy):
-        listed = ", ".join(f"{names[i]} ({weights[i]:g})" for i in heavy[:10])
-        more = f" and {len(heavy) - 10} more" if len(heavy) > 10 else ""
+        listed = _listed([f"{names[i]} ({weights[i]:g})" for i in heavy])
         return Plan({}, None, None, None, "infeasible", time.monotonic() - start, method, "-",
                     [f"{len(heavy)} unit(s) weigh more than the upper bound {upper:g}"],
-                    k=k, problems=[f"unit {listed}{more} alone exceeds the upper bound "
-                                   f"{upper:g}"])
+                    k=k, problems=[f"unit {listed} alone exceeds the upper bound {upper:g}"])
     counts = [k] if k is not None else _free_counts(float(weights.sum()), len(weights),
                                                       lower, upper)
     if not counts:
@@ -373,8 +371,12 @@ def _outside_bounds(names: list[str], weights: np.ndarray, labels: np.ndarray,
         members = np.flatnonzero(labels == part)
         side = (f"below the lower bound {lower:g}" if totals[part] < lower
                 else f"above the upper bound {upper:g}")
-        listed = ", ".join(names[i] for i in members[:10])
-        more = f", … ({len(members)} units)" if len(members) > 10 else ""
         lines.append(f"best attempt's part {part} weighs {totals[part]:g}, {side}: "
-                     f"units {listed}{more}")
+                     f"units {_listed([names[i] for i in members])}")
     return lines
+
+
+def _listed(items: list[str], shown: int = 10) -> str:
+    """The first ``shown`` items, comma-separated, and how many more there are."""
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more

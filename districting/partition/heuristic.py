@@ -1,20 +1,20 @@
 """Contiguous partitions from random spanning trees: construction and merge-split recombination.
 
 Construction (:func:`tree_bisection`) cuts a random spanning tree of the graph (Kruskal
-on random edge weights, in scipy) at the edge whose subtree weight best fits the bounds
-of the part counts on each side, then splits both sides the same way. Both sides of a
-tree edge are connected, so every part is connected. The split never backtracks: when
-no tree of a region offers a cut inside the window, the nearest cut is taken and the
-part is left for repair.
+on random edge weights: scipy for large regions, pure Python for small ones) at the edge
+whose subtree weight best fits the bounds of the part counts on each side, then splits
+both sides the same way. Both sides of a tree edge are connected, so every part is
+connected. The quick pass never backtracks: when no tree of a region offers a cut inside
+the window, the nearest cut is taken and the part is left for repair; with ``search``,
+small regions search their cuts depth-first first.
 
-Repair and improvement work on :class:`Pieces`, which keeps each part's members:
+Repair works on :class:`Pieces`, which keeps each part's members:
 
 * :meth:`Pieces.recombine` merges an out-of-bounds part with a neighbour and re-cuts the
   union along the best edge of a few random spanning trees, so excess weight flows from
   part to part until it meets slack;
 * :meth:`Pieces.resplit` redraws a growing region of up to eight parts around a part the
-  pairwise steps could not fix;
-* :meth:`Pieces.even_out` re-cuts neighbouring pairs to make weights more even.
+  pairwise steps could not fix.
 
 Each step touches only the parts involved, so its cost does not grow with the graph.
 """
@@ -31,6 +31,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import depth_first_order, minimum_spanning_tree
 
 from districting.errors import PartitionError
+from districting.partition.moves import NeighbourLists
 
 #: Weight comparisons allow this much rounding.
 EPS = 1e-9
@@ -79,29 +80,7 @@ def _windows(k: int, total: float, lower: float, upper: float) -> list[tuple[int
     return found
 
 
-class _Lists:
-    """A graph's CSR neighbour lists as Python lists, for the loops over small regions."""
-
-    def __init__(self, adj: sp.csr_matrix) -> None:
-        self.adj = adj
-        self.ptr: list[int] = adj.indptr.tolist()
-        self.nbr: list[int] = adj.indices.tolist()
-
-    def local_edges(self, nodes: np.ndarray) -> list[tuple[int, int]]:
-        """Edges among ``nodes``, as pairs of positions in ``nodes``."""
-        ptr, nbr = self.ptr, self.nbr
-        node_list = nodes.tolist()
-        local = {u: i for i, u in enumerate(node_list)}
-        edges = []
-        for i, x in enumerate(node_list):
-            for y in nbr[ptr[x]:ptr[x + 1]]:
-                j = local.get(y, -1)
-                if j > i:
-                    edges.append((i, j))
-        return edges
-
-
-def _random_trees(graph: _Lists, nodes: np.ndarray, rng: np.random.Generator,
+def _random_trees(graph: NeighbourLists, nodes: np.ndarray, rng: np.random.Generator,
                   ) -> Iterator[tuple[list[int], list[int]]]:
     """Random spanning trees of region ``nodes`` as (preorder, parents), local positions.
 
@@ -127,7 +106,7 @@ def _random_trees(graph: _Lists, nodes: np.ndarray, rng: np.random.Generator,
 
 
 def _tree_cut(
-    graph: _Lists,
+    graph: NeighbourLists,
     weights: np.ndarray,
     nodes: np.ndarray,
     k: int,
@@ -198,7 +177,7 @@ def tree_bisection(
     gives up, the region is cut without it, taking the nearest cuts.
     """
     n = adj.shape[0]
-    graph = _Lists(adj)
+    graph = NeighbourLists(adj)
     labels = np.empty(n, dtype=np.int64)
     stack: list[tuple[np.ndarray, int]] = [(np.arange(n), k)]
     label = 0
@@ -227,7 +206,7 @@ def tree_bisection(
 
 
 def _search(
-    graph: _Lists,
+    graph: NeighbourLists,
     weights: np.ndarray,
     nodes: np.ndarray,
     k: int,
@@ -357,7 +336,7 @@ class Pieces:
 
     def __init__(self, adj: sp.csr_matrix, weights: np.ndarray, labels: np.ndarray, *,
                  lower: float, upper: float) -> None:
-        self.graph = _Lists(adj.tocsr())
+        self.graph = NeighbourLists(adj.tocsr())
         self.ptr, self.nbr = self.graph.ptr, self.graph.nbr
         self.w: list[float] = np.asarray(weights, dtype=float).tolist()
         self.labels: list[int] = np.asarray(labels, dtype=np.int64).tolist()
@@ -463,19 +442,6 @@ class Pieces:
         weights = [self.totals[e] for e in around]
         pick = weights.index(min(weights) if self.totals[d] > self.upper else max(weights))
         return around[pick]
-
-    def even_out(self, *, rng: np.random.Generator, deadline: float, steps: int,
-                 trees: int = 4) -> None:
-        """Make weights more even without leaving the bounds: re-cuts of neighbouring pairs."""
-        k = len(self.members)
-        for _ in range(steps):
-            if time.monotonic() > deadline:
-                break
-            d = int(rng.integers(k))
-            around = self.neighbours(d)
-            if around:
-                self.recut_pair(d, around[int(rng.integers(len(around)))], rng=rng,
-                                trees=trees)
 
     def resplit(self, adj: sp.csr_matrix, weights: np.ndarray, *, rng: np.random.Generator,
                 deadline: float, max_region: int = 8, rounds: int = 3) -> None:

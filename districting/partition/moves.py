@@ -29,6 +29,28 @@ import scipy.sparse as sp
 EPS = 1e-9
 
 
+class NeighbourLists:
+    """A graph's CSR neighbour lists as Python lists, for the per-unit loops of the heuristic."""
+
+    def __init__(self, adj: sp.csr_matrix) -> None:
+        self.adj = adj
+        self.ptr: list[int] = adj.indptr.tolist()
+        self.nbr: list[int] = adj.indices.tolist()
+
+    def local_edges(self, nodes: np.ndarray) -> list[tuple[int, int]]:
+        """Edges among ``nodes``, as pairs of positions in ``nodes``."""
+        ptr, nbr = self.ptr, self.nbr
+        node_list = nodes.tolist()
+        local = {u: i for i, u in enumerate(node_list)}
+        edges = []
+        for i, x in enumerate(node_list):
+            for y in nbr[ptr[x]:ptr[x + 1]]:
+                j = local.get(y, -1)
+                if j > i:
+                    edges.append((i, j))
+        return edges
+
+
 class Moves:
     """A connected partition open to single-unit moves."""
 
@@ -43,8 +65,8 @@ class Moves:
         edge_cost: sp.csr_matrix | None = None,
     ) -> None:
         adj = adj.tocsr()
-        self.ptr: list[int] = adj.indptr.tolist()
-        self.nbr: list[int] = adj.indices.tolist()
+        graph = NeighbourLists(adj)
+        self.ptr, self.nbr = graph.ptr, graph.nbr
         if edge_cost is None:
             self.cost: list[float] | None = None
         else:

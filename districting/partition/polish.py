@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components, dijkstra
 from tqdm import tqdm
 
-from districting.partition import cut_cost, partition_graph
+from districting.partition import adjacency_from_edges, cut_cost, partition_graph
 from districting.partition.exact import solve_cut_edges
 
 #: Seconds allowed for one pair's sub-model, at most.
@@ -61,40 +61,48 @@ def _pairs(edges: np.ndarray, labels: np.ndarray, cost: np.ndarray) -> list[tupl
     return sorted(shared, key=lambda key: (-shared[key], key))
 
 
-def _band(edges: np.ndarray, labels: np.ndarray, nodes: np.ndarray, radius: int) -> np.ndarray:
-    """Mask over ``nodes`` (two parts): those within ``radius`` edges of their border."""
+@dataclass
+class _Pair:
+    """Two neighbouring parts: their nodes, the edges among them and each node's distance
+    (in edges) to their border."""
+
+    nodes: np.ndarray
+    #: Labels of ``nodes``.
+    part: np.ndarray
+    #: Edges among ``nodes`` as positions in ``nodes``, and their costs.
+    local: np.ndarray
+    local_cost: np.ndarray
+    distance: np.ndarray
+
+
+def _pair(edges: np.ndarray, cost: np.ndarray, labels: np.ndarray, nodes: np.ndarray) -> _Pair:
     index = np.full(len(labels), -1, dtype=np.int64)
     index[nodes] = np.arange(len(nodes))
     inside = (index[edges[:, 0]] >= 0) & (index[edges[:, 1]] >= 0)
     local = index[edges[inside]]
-    adj = sp.csr_matrix((np.ones(2 * len(local)), (np.r_[local[:, 0], local[:, 1]],
-                                                    np.r_[local[:, 1], local[:, 0]])),
-                        shape=(len(nodes), len(nodes)))
     part = labels[nodes]
     border = np.unique(local[part[local[:, 0]] != part[local[:, 1]]])
     if len(border) == 0:
-        return np.zeros(len(nodes), dtype=bool)
-    distance = dijkstra(adj, indices=border, unweighted=True, min_only=True, limit=radius + 0.5)
-    return distance <= radius
+        distance = np.full(len(nodes), np.inf)
+    else:
+        widest = max(r for r in RADII if r is not None)
+        distance = dijkstra(adjacency_from_edges(len(nodes), local), indices=border,
+                            unweighted=True, min_only=True, limit=widest + 0.5)
+    return _Pair(nodes, part, local, cost[inside], distance)
 
 
 def _contract(
-    edges: np.ndarray, cost: np.ndarray, weights: np.ndarray, labels: np.ndarray,
-    nodes: np.ndarray, free: np.ndarray,
+    pair: _Pair, weights: np.ndarray, free: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
-    """The two-part sub-problem on ``nodes`` with only the ``free`` ones open to change.
+    """The two-part sub-problem on the pair with only the ``free`` nodes open to change.
 
     Each connected piece of fixed nodes of one part becomes a single node carrying their
     weight; parallel edges merge, their costs added. Any connected split of the result
-    expands to a connected split of ``nodes``, with the same cut. Returns the node of the
-    sub-problem for each of ``nodes``, its edges, costs and weights, and the current cut.
+    expands to a connected split of the pair, with the same cut. Returns the node of the
+    sub-problem for each of the pair's nodes, its edges, costs and weights, and the
+    current cut.
     """
-    n = len(nodes)
-    index = np.full(len(labels), -1, dtype=np.int64)
-    index[nodes] = np.arange(n)
-    inside = (index[edges[:, 0]] >= 0) & (index[edges[:, 1]] >= 0)
-    local, local_cost = index[edges[inside]], cost[inside]
-    part = labels[nodes]
+    n, local, part = len(pair.nodes), pair.local, pair.part
     # Pieces of fixed nodes: fixed-fixed edges within one part.
     keep = ~free[local[:, 0]] & ~free[local[:, 1]] & (part[local[:, 0]] == part[local[:, 1]])
     glue = sp.csr_matrix((np.ones(int(keep.sum())), (local[keep, 0], local[keep, 1])),
@@ -107,15 +115,15 @@ def _contract(
     piece_id[pieces] = int(free.sum()) + np.arange(len(pieces))
     node_of = np.where(free, free_ids, piece_id[piece])
     m = int(free.sum()) + len(pieces)
-    sub_w = np.bincount(node_of, weights=weights[nodes], minlength=m)
+    sub_w = np.bincount(node_of, weights=weights[pair.nodes], minlength=m)
     ends = np.sort(node_of[local], axis=1)
     open_edge = ends[:, 0] != ends[:, 1]
-    merged = sp.coo_matrix((local_cost[open_edge], (ends[open_edge, 0], ends[open_edge, 1])),
-                           shape=(m, m)).tocsr()
+    merged = sp.coo_matrix((pair.local_cost[open_edge],
+                            (ends[open_edge, 0], ends[open_edge, 1])), shape=(m, m)).tocsr()
     merged.sum_duplicates()
     coo = merged.tocoo()
     sub_edges = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
-    current = float(local_cost[part[local[:, 0]] != part[local[:, 1]]].sum())
+    current = float(pair.local_cost[part[local[:, 0]] != part[local[:, 1]]].sum())
     return node_of, sub_edges, coo.data.astype(float), sub_w, current
 
 
@@ -177,18 +185,18 @@ def _improve_pair(
     """New labels of ``nodes`` with a lower cut between ``a`` and ``b`` and a log line;
     or ``None`` and ``"settled"`` when every band tried was solved with nothing better
     (``""`` when a solve stopped at its time limit)."""
+    pair = _pair(edges, cost, labels, nodes)
     for radius in RADII:
         left = deadline - time.monotonic()
         if left <= 1.0:
             return None, ""
         free = (np.ones(len(nodes), dtype=bool) if radius is None
-                else _band(edges, labels, nodes, radius))
+                else pair.distance <= radius)
         if not free.any():
             return None, "settled"
         if free.sum() > max_free:
             break
-        node_of, sub_edges, sub_cost, sub_w, before = _contract(
-            edges, cost, weights, labels, nodes, free)
+        node_of, sub_edges, sub_cost, sub_w, before = _contract(pair, weights, free)
         sub_start = np.zeros(len(sub_w), dtype=np.int64)
         sub_start[node_of] = labels[nodes] == b
         result = solve_cut_edges(len(sub_w), sub_edges, sub_w, k=2, lower=lower,
@@ -264,11 +272,8 @@ def best_start(
                                     edge_cost=cost_matrix, attempts=1)
             if found.status == "within_bounds":
                 valid.append((score(found.labels), attempt, found.labels))
-            else:
-                outside = int(((found.part_weights(weights) < lower - 1e-9)
-                               | (found.part_weights(weights) > upper + 1e-9)).sum())
-                if draft is None or outside < draft[0]:
-                    draft = (outside, attempt, found.labels)
+            elif draft is None or found.parts_outside < draft[0]:
+                draft = (found.parts_outside, attempt, found.labels)
             bar.update(1)
     timed_out = attempt + 1 < starts
     log = [f"{attempt + 1} heuristic start(s) from seed {seed}: {len(valid)} within the bounds"]
