@@ -18,13 +18,21 @@ class WorkloadNorms:
     """How a unit's door-to-door workload, in interviewer minutes, is estimated.
 
     ``basis="workload"`` counts interview minutes for the households expected to
-    need a visit (``households × (1 − online_share)``), a callback allowance and a
-    fixed per-building overhead. ``basis="residents"`` is the population-only norm.
+    need a visit (``households × (1 − online share)``), a callback allowance, a fixed
+    per-building overhead and the walk of the district's tour. ``basis="residents"``
+    is the population-only norm.
+
+    The online share of a unit is, by precedence: its own value in the buildings
+    column ``online_share_column`` (where that is set and the cell is not blank), the
+    share for its settlement type in ``online_share_by_type`` (types come from the
+    ``settlement_type`` column), then the global ``online_share``.
     """
 
     basis: str = "workload"
     interview_minutes: float = 22.0
     online_share: float = 0.3
+    online_share_by_type: dict[str, float] = field(default_factory=dict)
+    online_share_column: str | None = None
     callback_share: float = 0.15
     minutes_per_building: float = 5.0
     household_size: float = 2.7
@@ -54,15 +62,34 @@ class InstructorNorms:
     span_min: int = 5
     span_max: int = 8
     span_target: float = 6.5
+    #: IDs' workload lies within ± this share of the settlement's mean ID workload.
+    tolerance: float = 0.15
 
 
 @dataclass(frozen=True)
 class RegistrationNorms:
-    """How stationary registration points are chosen."""
+    """How stationary registration points are chosen (a capacitated p-median).
+
+    ``p`` is ``points`` when set, else ``residents / residents_per_point`` rounded.
+    A point serves at most ``capacity_share × residents / p`` residents (at least the
+    largest CD), so that no point takes most of the settlement.
+    """
 
     residents_per_point: float = 15000.0
     points: int | None = None
     functions: tuple[str, ...] = CANDIDATE_FUNCTIONS
+    capacity_share: float = 1.5
+    time_limit: float = 20.0
+
+
+@dataclass(frozen=True)
+class StaffingNorms:
+    """Who else the field organisation needs besides one interviewer per CD."""
+
+    reserve_share: float = 0.10
+    staff_per_point: int = 2
+    point_days: int = 30
+    instructor_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -104,6 +131,7 @@ class Config:
     counting: CountingNorms = field(default_factory=CountingNorms)
     instructor: InstructorNorms = field(default_factory=InstructorNorms)
     registration: RegistrationNorms = field(default_factory=RegistrationNorms)
+    staffing: StaffingNorms = field(default_factory=StaffingNorms)
     graph: GraphNorms = field(default_factory=GraphNorms)
     time_limit: float = 60.0
 
@@ -113,6 +141,7 @@ _SECTIONS: dict[str, type] = {
     "counting": CountingNorms,
     "instructor": InstructorNorms,
     "registration": RegistrationNorms,
+    "staffing": StaffingNorms,
     "graph": GraphNorms,
 }
 
@@ -135,6 +164,13 @@ def _coerce(value: Any, default: Any, where: str, *, annotation: str = "") -> An
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected text, got {value!r}")
         return value
+    if isinstance(default, dict):
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool)
+            for k, v in value.items()
+        ):
+            raise ConfigError(f"{where}: expected a mapping of names to numbers, got {value!r}")
+        return {k: float(v) for k, v in value.items()}
     if isinstance(default, tuple):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where}: expected a list of names, got {value!r}")
@@ -142,6 +178,10 @@ def _coerce(value: Any, default: Any, where: str, *, annotation: str = "") -> An
     if default is None:  # optional number: whole for counts (int | None), any for ratios
         if value is None:
             return None
+        if annotation.startswith("str"):
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{where}: expected a column name or null, got {value!r}")
+            return value.strip()
         whole = annotation.startswith("int")
         allowed = int if whole else (int, float)
         if isinstance(value, bool) or not isinstance(value, allowed):
@@ -200,6 +240,9 @@ def _check_ranges(config: Config, source: str) -> None:
         problems.append(f"workload.basis must be 'workload' or 'residents', got {w.basis!r}")
     if not 0.0 <= w.online_share < 1.0:
         problems.append(f"workload.online_share must be in [0, 1), got {w.online_share}")
+    for kind, share in sorted(w.online_share_by_type.items()):
+        if not 0.0 <= share < 1.0:
+            problems.append(f"workload.online_share_by_type.{kind} must be in [0, 1), got {share}")
     if w.interview_minutes <= 0 or w.household_size <= 0:
         problems.append("workload.interview_minutes and household_size must be positive")
     if w.walking_speed_kmh <= 0:
@@ -215,8 +258,21 @@ def _check_ranges(config: Config, source: str) -> None:
     if not 1 <= i.span_min <= i.span_max:
         problems.append(f"instructor.span_min..span_max must satisfy 1 ≤ min ≤ max, got "
                         f"{i.span_min}..{i.span_max}")
-    if config.registration.residents_per_point <= 0:
+    if not 0.0 < i.tolerance < 1.0:
+        problems.append(f"instructor.tolerance must be in (0, 1), got {i.tolerance}")
+    r, st = config.registration, config.staffing
+    if r.residents_per_point <= 0:
         problems.append("registration.residents_per_point must be > 0")
+    if r.capacity_share < 1.0:
+        problems.append(f"registration.capacity_share must be ≥ 1 (a multiple of the mean "
+                        f"point's residents), got {r.capacity_share}")
+    if r.time_limit <= 0:
+        problems.append("registration.time_limit must be > 0 seconds")
+    if not 0.0 <= st.reserve_share < 1.0:
+        problems.append(f"staffing.reserve_share must be in [0, 1), got {st.reserve_share}")
+    for key in ("staff_per_point", "point_days", "instructor_days"):
+        if getattr(st, key) < 0:
+            problems.append(f"staffing.{key} must be ≥ 0, got {getattr(st, key)}")
     if config.graph.components not in ("separate", "bridge"):
         problems.append(f"graph.components must be 'separate' or 'bridge', got "
                         f"{config.graph.components!r}")

@@ -858,7 +858,7 @@ def synthesize_baikonur(*, seed: int = 2021, scale: float = 1.0) -> SyntheticReg
         {
             "settlement_id": _obj([s.settlement_id for s in settlement_rows]),
             "settlement_name": _obj([s.name for s in settlement_rows]),
-            "kind": _obj([s.kind for s in settlement_rows]),
+            "settlement_type": _obj([s.kind for s in settlement_rows]),
         },
         geometry=_reproject(polys).values,
         crs=WGS84,

@@ -11,14 +11,20 @@ import shapely
 
 from districting.config import Config
 from districting.register import RawRegister, metric_crs
-from districting.workload import district_target, expected_households, unit_workload
+from districting.workload import (
+    SETTLEMENT_TYPE_COLUMN,
+    district_target,
+    expected_households,
+    online_shares,
+    unit_workload,
+)
 
 logger = logging.getLogger(__name__)
 
 UNIT_COLUMNS = [
     "unit_id", "building_id", "settlement_id", "settlement_name", "address", "kind",
-    "function", "dwellings", "residents", "households", "floors", "entrances", "workload",
-    "dwelling_from", "dwelling_to",
+    "function", "dwellings", "residents", "households", "floors", "entrances", "online_share",
+    "workload", "dwelling_from", "dwelling_to",
 ]
 #: Sub-units of a split building sit this far from its point, evenly around it.
 SPLIT_RADIUS_M = 1.0
@@ -56,6 +62,10 @@ def units_from_register(raw: RawRegister, *, config: Config) -> gpd.GeoDataFrame
     units["households"] = expected_households(
         units, household_size=config.workload.household_size
     )
+    units["online_share"] = online_shares(
+        frame, norms=config.workload, settlement_types=_settlement_types(raw),
+        source=raw.source.name,
+    )
     for column in ("floors", "entrances"):
         units[column] = units[column].fillna(0).astype(np.int64)
     units["workload"] = unit_workload(units, norms=config.workload)
@@ -73,6 +83,16 @@ def units_from_register(raw: RawRegister, *, config: Config) -> gpd.GeoDataFrame
     result = result.set_geometry(spread_duplicate_points(result.geometry.to_numpy()),
                                  crs=crs)
     return result[[*UNIT_COLUMNS, "footprint", "geometry"]].reset_index(drop=True)
+
+
+def _settlement_types(raw: RawRegister) -> dict[str, str] | None:
+    """Settlement type by settlement_id, from the settlements layer where it has them."""
+    given = raw.settlements
+    if given is None or SETTLEMENT_TYPE_COLUMN not in given.columns:
+        return None
+    return dict(zip(given["settlement_id"].astype(str).str.strip(),
+                    given[SETTLEMENT_TYPE_COLUMN].fillna("").astype(str).str.strip(),
+                    strict=True))
 
 
 def _shares(total: int, parts: int) -> list[int]:

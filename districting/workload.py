@@ -6,6 +6,10 @@ import numpy as np
 import pandas as pd
 
 from districting.config import CountingNorms, WorkloadNorms
+from districting.errors import ConfigError, Problem, RegisterValidationError
+
+#: Optional buildings column naming each building's settlement type (e.g. city, village).
+SETTLEMENT_TYPE_COLUMN = "settlement_type"
 
 
 def expected_households(units: pd.DataFrame, *, household_size: float) -> np.ndarray:
@@ -26,17 +30,71 @@ def expected_households(units: pd.DataFrame, *, household_size: float) -> np.nda
     return estimate.astype(np.int64)
 
 
+def online_shares(
+    buildings: pd.DataFrame,
+    *,
+    norms: WorkloadNorms,
+    settlement_types: dict[str, str] | None = None,
+    source: str = "register",
+) -> np.ndarray:
+    """The expected online self-response share of each building, in [0, 1).
+
+    By precedence: the building's own value in ``norms.online_share_column`` (blank
+    cells fall through), the share of its settlement type in
+    ``norms.online_share_by_type`` (the type is the buildings' ``settlement_type``
+    column, else ``settlement_types`` keyed by settlement_id, for example from the
+    settlements layer), then the global ``norms.online_share``.
+    """
+    n = len(buildings)
+    shares = np.full(n, norms.online_share, dtype=float)
+    if norms.online_share_by_type:
+        if SETTLEMENT_TYPE_COLUMN in buildings.columns:
+            kinds = buildings[SETTLEMENT_TYPE_COLUMN].fillna("").astype(str).str.strip()
+        elif settlement_types:
+            kinds = buildings["settlement_id"].astype(str).str.strip().map(settlement_types)
+        else:
+            raise ConfigError(
+                f"workload.online_share_by_type needs a '{SETTLEMENT_TYPE_COLUMN}' column in "
+                f"the buildings or the settlements layer of {source}; neither has one"
+            )
+        by_type = kinds.map(norms.online_share_by_type).to_numpy(dtype=float)
+        shares = np.where(np.isnan(by_type), shares, by_type)
+    column = norms.online_share_column
+    if column is not None:
+        if column not in buildings.columns:
+            raise ConfigError(
+                f"workload.online_share_column: the column {column!r} is not in {source}"
+            )
+        raw = buildings[column]
+        blank = raw.isna() | (raw.astype(str).str.strip() == "")
+        values = pd.to_numeric(raw.where(~blank), errors="coerce").to_numpy(dtype=float)
+        bad = np.flatnonzero(~blank.to_numpy() & ~((values >= 0) & (values < 1)))
+        if len(bad):
+            problems = [
+                Problem("error", int(i) + 1, column,
+                        f"online share must be a number in [0, 1), got {raw.iloc[i]!r}", source)
+                for i in bad
+            ]
+            raise RegisterValidationError(problems)
+        shares = np.where(np.isnan(values), shares, values)
+    return shares
+
+
 def unit_workload(units: pd.DataFrame, *, norms: WorkloadNorms) -> np.ndarray:
     """Workload of each unit under the norms.
 
     With ``basis="workload"``: interview minutes for the households expected to need a
     visit, plus the callback allowance, plus a fixed overhead for each inhabited
-    building. With ``basis="residents"``: the residents themselves.
+    building. The online share is the units' ``online_share`` column where present
+    (see :func:`online_shares`), else the global norm. With ``basis="residents"``:
+    the residents themselves. The walk is added per district (:func:`tour_minutes`).
     """
     if norms.basis == "residents":
         return units["residents"].to_numpy(dtype=float)
     households = units["households"].to_numpy(dtype=float)
-    visits = households * (1.0 - norms.online_share)
+    share = (units["online_share"].to_numpy(dtype=float) if "online_share" in units.columns
+             else norms.online_share)
+    visits = households * (1.0 - share)
     minutes = visits * norms.interview_minutes * (1.0 + norms.callback_share)
     overhead = np.where(households > 0, norms.minutes_per_building, 0.0)
     return np.round(minutes + overhead, 3)
@@ -63,3 +121,12 @@ def walking_minutes(
     metres_per_minute = norms.walking_speed_kmh * 1000.0 / 60.0
     legs = np.where(np.asarray(households) > 0, nearest_walk_m, 0.0)
     return np.round(legs / metres_per_minute * (1.0 + norms.callback_share), 3)
+
+
+def tour_minutes(tour_m: np.ndarray | float, *, norms: WorkloadNorms) -> np.ndarray:
+    """Minutes of walking a district's tour takes over the round and its callbacks."""
+    if norms.basis == "residents":
+        return np.zeros_like(np.asarray(tour_m, dtype=float))
+    metres_per_minute = norms.walking_speed_kmh * 1000.0 / 60.0
+    return np.round(np.asarray(tour_m, dtype=float) / metres_per_minute
+                    * (1.0 + norms.callback_share), 3)

@@ -94,6 +94,15 @@ def test_unknown_section_key(tmp_path: Path) -> None:
         ("registration:\n  functions: school\n", "registration.functions",
          "expected a list of names"),
         ("registration:\n  points: 2.5\n", "registration.points", "whole number or null"),
+        ("workload:\n  online_share_by_type: 0.3\n", "workload.online_share_by_type",
+         "expected a mapping of names to numbers"),
+        ("workload:\n  online_share_by_type:\n    city: high\n",
+         "workload.online_share_by_type", "expected a mapping of names to numbers"),
+        ("workload:\n  online_share_column: 7\n", "workload.online_share_column",
+         "expected a column name or null"),
+        ("staffing:\n  staff_per_point: 1.5\n", "staffing.staff_per_point",
+         "expected a whole number"),
+        ("instructor:\n  tolerance: wide\n", "instructor.tolerance", "expected a number"),
     ],
 )
 def test_wrong_type(tmp_path: Path, text: str, key: str, phrase: str) -> None:
@@ -134,6 +143,12 @@ def test_tolerance_out_of_range(tmp_path: Path, tolerance: float) -> None:
         ({"instructor": {"span_min": 9, "span_max": 8}}, "instructor.span_min..span_max"),
         ({"registration": {"residents_per_point": 0}}, "registration.residents_per_point"),
         ({"time_limit": -1}, "time_limit must be > 0"),
+        ({"workload": {"online_share_by_type": {"village": 1.2}}},
+         "workload.online_share_by_type.village must be in [0, 1)"),
+        ({"instructor": {"tolerance": 0}}, "instructor.tolerance must be in (0, 1)"),
+        ({"registration": {"capacity_share": 0.5}}, "registration.capacity_share must be ≥ 1"),
+        ({"staffing": {"reserve_share": 1.0}}, "staffing.reserve_share must be in [0, 1)"),
+        ({"staffing": {"point_days": -3}}, "staffing.point_days must be ≥ 0"),
     ],
 )
 def test_other_ranges(raw: dict[str, object], phrase: str) -> None:

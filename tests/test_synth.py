@@ -114,7 +114,7 @@ def test_small_scale_has_every_feature(small: SyntheticRegister) -> None:
     b = small.buildings
     candidates = b[b["function"].isin(CANDIDATE_FUNCTIONS)]
     assert candidates.groupby("settlement_id").size().reindex([CITY, TORETAM, AKAY]).ge(3).all()
-    assert set(small.settlements["kind"]) == {"city", "village"}
+    assert set(small.settlements["settlement_type"]) == {"city", "village"}
     assert sorted(small.barriers["kind"]) == ["railway", "river"]
     assert (small.crossings["kind"] == "level_crossing").sum() >= 2
     assert (small.crossings["kind"] == "bridge").sum() == 1
