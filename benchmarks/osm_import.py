@@ -71,7 +71,7 @@ def measure(path: Path, workdir: Path) -> dict[str, object]:
     )
     graph_seconds = time.perf_counter() - start
     result, _ = plan_from_file(register_path, config=config, progress=False)
-    write_plan(result, workdir / "plan", title=path.name)
+    write_plan(result, workdir / "plan", title=path.name, config=config)
     report = check_plan(workdir / "plan")
     edges = result.layers.unit_adjacency
     return {

@@ -155,6 +155,7 @@ def _plan_and_write(
     lang: str,
     quiet: bool,
     extra_files: dict[str, Path] | None = None,
+    compare_with_seed: bool = False,
 ) -> None:
     from districting.config import load_config
     from districting.outputs.bundle import write_plan
@@ -173,7 +174,8 @@ def _plan_and_write(
         logger.warning("the register has %d warning(s); run 'districting validate' to list them",
                        len(warnings))
     title = f"{config.name}: census districts"
-    write_plan(result, out, title=title, lang=lang, extra_files=extra_files, inputs=inputs)
+    write_plan(result, out, title=title, lang=lang, extra_files=extra_files, inputs=inputs,
+               config=config)
     counts = result.summary["counts"]
     spread = result.summary["workload"]
     click.echo(
@@ -186,6 +188,23 @@ def _plan_and_write(
         f"{result.summary['bound_exceptions']} bound exception(s); "
         f"{time.monotonic() - started:.1f} s"
     )
+    staff = result.summary["staffing"]
+    walk = result.summary["registration_walk"]
+    use = result.summary["utilization"]
+    click.echo(
+        f"staffing: {staff['interviewers']} interviewers, {staff['instructor_controllers']} "
+        f"instructor-controllers, {staff['point_staff']} registration-point staff, "
+        f"{staff['reserve']} in reserve; {staff['person_days']:,} person-days; CD utilisation "
+        f"{use['min']:.0%}–{use['max']:.0%}, {use['share_within_bounds']:.0%} within bounds; "
+        f"walk to a registration point {walk['mean_m']:,.0f} m mean, {walk['max_m']:,.0f} m max"
+    )
+    if compare_with_seed:
+        seed_figures = staff["seed_baikonur_2021"]
+        click.echo(
+            f"against the 2021 census in Baikonur: {staff['interviewers']} interviewers vs "
+            f"{seed_figures['interviewers']}, {staff['instructor_controllers']} "
+            f"instructor-controllers vs {seed_figures['instructor_controllers']}"
+        )
 
 
 @main.command()
@@ -227,7 +246,7 @@ def demo(obj: dict[str, Any], out: Path, seed: int, config_path: Path | None) ->
         write_register(synthesize_baikonur(seed=seed), register)
         _plan_and_write(register, config_path=config_path, out=out, seed=None,
                         settlements=None, lang="ru", quiet=obj["quiet"],
-                        extra_files={"register.gpkg": register})
+                        extra_files={"register.gpkg": register}, compare_with_seed=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -11,21 +11,28 @@ from __future__ import annotations
 import logging
 import math
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import shapely
-from scipy.sparse.csgraph import dijkstra
 
 from districting.config import Config
+from districting.errors import PartitionError
 from districting.graph import SettlementGraph
+from districting.network import Walks
 from districting.partition import adjacency_from_edges, partition_graph
 from districting.partition.api import partition_arrays
-from districting.workload import district_target
+from districting.registration import capacitated_p_median, point_capacity, point_count
+from districting.workload import district_target, tour_minutes
 
 logger = logging.getLogger(__name__)
+
+#: Walks one CD's tour: given its units (local positions), the tour's length in metres
+#: and each unit's walking minutes (its share of the tour).
+TourWalk = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
 FUNCTION_LABELS = {
     "public_service_centre": "ЦОН",
@@ -47,9 +54,20 @@ class SettlementPlan:
     id_exception: list[str]
     rd_point_position: list[int]
     rd_point_name: list[str]
+    #: Residents' mean (weighted by residents) and longest walk to each RD's point, metres.
+    rd_mean_walk_m: list[float]
+    rd_max_walk_m: list[float]
     floor: float
     ceiling: float
+    #: How good the registration points are known to be (see :class:`PointPlan`).
+    rd_status: str = ""
     notes: list[str] = field(default_factory=list)
+    #: Each CD's walking tour in metres, and each unit's walking minutes (its share of
+    #: its CD's tour); zeros when the plan was made without walking tours.
+    tour_m: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    walk_min: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: Units moved between CDs to bring a CD's workload with its tour within bounds.
+    walk_moves: int = 0
 
     def cd_code(self, cd: int) -> str:
         return f"{self.id_code(int(self.id_of_cd[cd]))}-{cd + 1:03d}"
@@ -105,12 +123,22 @@ def plan_settlement(
     *,
     config: Config,
     seed: int,
+    walk_proxy: np.ndarray | None = None,
+    walks: Walks | None = None,
 ) -> SettlementPlan:
-    """Counting, instructor and registration districts of one settlement."""
+    """Counting, instructor and registration districts of one settlement.
+
+    ``units["workload"]`` is each unit's workload without walking. CDs are drawn with
+    ``walk_proxy`` added (each unit's walk from its nearest neighbour); when ``walks``
+    is given, each CD's own walking tour through its inhabited units then replaces
+    the proxy, units are moved between CDs where the tour puts a CD outside its
+    bounds, and registration points are chosen on walking distances.
+    """
     sid = graph.settlement_id
     rng_seed = settlement_seed(seed, sid)
     local = units.iloc[graph.positions]
-    workload = local["workload"].to_numpy(dtype=float)
+    base = local["workload"].to_numpy(dtype=float)
+    workload = base + (walk_proxy if walk_proxy is not None else 0.0)
     xy = shapely.get_coordinates(local.geometry.to_numpy())
     adj = graph.adjacency()
     target = district_target(workload=config.workload, counting=config.counting)
@@ -150,9 +178,22 @@ def plan_settlement(
             notes.append(f"settlement {sid}: the CD search hit the {config.time_limit:.0f} s "
                          "time limit; the plan may differ on a faster or slower machine")
 
+    tour_m, walk_min, moves = np.zeros(k), np.zeros(graph.n), 0
+    if walks is not None:
+        walk = _tour_walk(walks, local["households"].to_numpy() > 0, config=config)
+        for c in range(k):
+            members = np.flatnonzero(labels == c)
+            tour_m[c], walk_min[members] = walk(members)
+        moves = _repair_walks(cd_adj_units, labels, base, walk_min, tour_m, walk,
+                              floor=floor, ceiling=ceiling)
+        workload = base + walk_min
+        if moves:
+            notes.append(f"settlement {sid}: {moves} unit(s) moved between CDs to keep each "
+                         "CD's workload with its walking tour within bounds")
     cd_workload = np.bincount(labels, weights=workload, minlength=k)
     cd_adj = quotient_adjacency(adj, labels, k)
-    id_labels, id_exception = _instructor_districts(cd_adj, config=config, seed=rng_seed)
+    id_labels, id_exception = _instructor_districts(cd_adj, cd_workload, config=config,
+                                                    seed=rng_seed)
     n_id = int(id_labels.max()) + 1
 
     # Number IDs in reading order, then CDs in reading order within each ID.
@@ -173,27 +214,34 @@ def plan_settlement(
     cd_adj = quotient_adjacency(adj, cd_of_node, k)
     residents = np.bincount(cd_of_node, weights=local["residents"].to_numpy(float), minlength=k)
 
-    rd_of_cd, points, names, rd_notes = _registration_districts(
-        cd_adj, cd_xy, residents, local, cd_of_node, config=config, sid=sid
+    points = _registration_districts(
+        cd_adj, residents, local, cd_of_node, walks or Walks(xy, None), config=config, sid=sid
     )
-    notes.extend(rd_notes)
+    notes.extend(points.notes)
+    tour_m = tour_m[cd_order]
     exceptions = _cd_exceptions(
         cd_workload, floor, ceiling, local, workload, cd_of_node,
         np.array(region_feasible)[cd_order], np.array(region_total)[cd_order],
-        split_by_barriers=len(np.unique(regions)) > 1,
+        split_by_barriers=len(np.unique(regions)) > 1, tour_m=tour_m,
     )
     return SettlementPlan(
         settlement_id=sid,
         cd_of_node=cd_of_node,
         id_of_cd=id_of_cd,
-        rd_of_cd=rd_of_cd,
+        rd_of_cd=points.rd_of_cd,
         cd_exception=exceptions,
         id_exception=id_exception,
-        rd_point_position=[int(graph.positions[p]) for p in points],
-        rd_point_name=names,
+        rd_point_position=[int(graph.positions[p]) for p in points.nodes],
+        rd_point_name=points.names,
+        rd_mean_walk_m=points.mean_walk_m,
+        rd_max_walk_m=points.max_walk_m,
+        rd_status=points.status,
         floor=floor,
         ceiling=ceiling,
         notes=notes,
+        tour_m=tour_m,
+        walk_min=walk_min,
+        walk_moves=moves,
     )
 
 
@@ -228,6 +276,105 @@ def _separate_parts(
     bridged = graph.edge_kind == "bridged"
     keep = ~bridged | small[own[graph.edges[:, 0]]] | small[own[graph.edges[:, 1]]]
     return adjacency_from_edges(graph.n, graph.edges[keep])
+
+
+def _tour_walk(walks: Walks, inhabited: np.ndarray, *, config: Config) -> TourWalk:
+    """The tour of a CD through its inhabited units, in metres, and each unit's minutes."""
+
+    def walk(members: np.ndarray) -> tuple[float, np.ndarray]:
+        minutes = np.zeros(len(members))
+        visited = np.flatnonzero(inhabited[members])
+        length, share = walks.tour(members[visited])
+        minutes[visited] = tour_minutes(share, norms=config.workload)
+        return length, minutes
+
+    return walk
+
+
+def _stays_connected(adj: sp.csr_matrix, labels: np.ndarray, part: int, unit: int) -> bool:
+    """Whether ``part`` stays connected, and not empty, without ``unit``."""
+    members = set(np.flatnonzero(labels == part).tolist()) - {unit}
+    if not members:
+        return False
+    start = min(members)
+    seen, stack = {start}, [start]
+    while stack:
+        here = stack.pop()
+        for there in adj.indices[adj.indptr[here]:adj.indptr[here + 1]].tolist():
+            if there in members and there not in seen:
+                seen.add(there)
+                stack.append(there)
+    return len(seen) == len(members)
+
+
+#: Most unit moves the walking-tour repair makes in one settlement, and candidate moves
+#: it walks (two tours each) per step.
+WALK_MOVES = 200
+WALK_TRIES = 12
+
+
+def _repair_walks(
+    adj: sp.csr_matrix,
+    labels: np.ndarray,
+    base: np.ndarray,
+    walk_min: np.ndarray,
+    tour_m: np.ndarray,
+    walk: TourWalk,
+    *,
+    floor: float,
+    ceiling: float,
+) -> int:
+    """Move single units between neighbouring CDs until every CD's workload with its
+    own walking tour lies within ``[floor, ceiling]``, or no move helps.
+
+    A move takes a unit from one CD to a neighbouring CD; the CD it leaves must stay
+    connected and not empty. Moves are tried smallest unit first; the first few that
+    fit by estimate are re-walked, and one is kept when both CDs end within bounds.
+    ``labels``, ``walk_min`` and ``tour_m`` are updated in place; returns the number of
+    moves.
+    """
+    k = len(tour_m)
+    indptr, indices = adj.indptr, adj.indices
+    totals = np.bincount(labels, weights=base + walk_min, minlength=k)
+    inside = lambda value: floor - 1e-6 <= value <= ceiling + 1e-6  # noqa: E731
+
+    moves = 0
+    for cd in range(k):
+        while not inside(totals[cd]) and moves < WALK_MOVES:
+            over = totals[cd] > ceiling
+            weight = base + walk_min
+            options = []
+            for unit in range(len(labels)):
+                touching = set(labels[indices[indptr[unit]:indptr[unit + 1]]].tolist())
+                if over and labels[unit] == cd:
+                    options += [(unit, cd, other) for other in sorted(touching - {cd})]
+                elif not over and labels[unit] != cd and cd in touching:
+                    options.append((unit, int(labels[unit]), cd))
+            options = [
+                (u, a, b) for u, a, b in options
+                if weight[u] > 0 and inside(totals[a] - weight[u]) and inside(totals[b] + weight[u])
+            ]
+            options.sort(key=lambda o: (weight[o[0]], o[0], o[2]))
+            accepted = False
+            for unit, source, sink in options[:WALK_TRIES]:
+                if not _stays_connected(adj, labels, source, unit):
+                    continue
+                labels[unit] = sink
+                trial = {}
+                for part in (source, sink):
+                    members = np.flatnonzero(labels == part)
+                    length, minutes = walk(members)
+                    trial[part] = (members, length, minutes, float((base[members] + minutes).sum()))
+                if inside(trial[source][3]) and inside(trial[sink][3]):
+                    for part, (members, length, minutes, total) in trial.items():
+                        tour_m[part], walk_min[members], totals[part] = length, minutes, total
+                    moves += 1
+                    accepted = True
+                    break
+                labels[unit] = source
+            if not accepted:
+                break
+    return moves
 
 
 def _split_region(
@@ -293,6 +440,7 @@ def _cd_exceptions(
     region_total: np.ndarray,
     *,
     split_by_barriers: bool,
+    tour_m: np.ndarray,
 ) -> list[str]:
     """For each CD, an empty string or the reason its workload is outside the bounds."""
     reasons = []
@@ -322,99 +470,183 @@ def _cd_exceptions(
                 f"CDs within [{floor:.0f}, {ceiling:.0f}]"
             )
         else:
+            walked = (f" with its walking tour of {tour_m[cd]:,.0f} m" if tour_m[cd] > 0
+                      else "")
             reasons.append(
-                f"workload {value:.0f} outside [{floor:.0f}, {ceiling:.0f}]: no contiguous "
-                "split within bounds was found by the search"
+                f"workload {value:.0f}{walked} outside [{floor:.0f}, {ceiling:.0f}]: no "
+                "contiguous split within bounds was found by the search"
             )
     return reasons
 
 
 def _instructor_districts(
-    cd_adj: sp.csr_matrix, *, config: Config, seed: int
+    cd_adj: sp.csr_matrix, cd_workload: np.ndarray, *, config: Config, seed: int
 ) -> tuple[np.ndarray, list[str]]:
-    """Group contiguous CDs into IDs whose span lies in the configured range."""
+    """Group contiguous CDs into IDs balanced on workload, with spans in the range.
+
+    The number of IDs follows from the span target. Each ID's workload must lie within
+    ``instructor.tolerance`` of the mean ID's: the partition core draws them (proven
+    optimal on the CD graph when it is small), then single CD moves bring any span
+    outside ``span_min``–``span_max`` back, keeping the workload bounds. If no grouping
+    meets the workload bounds, IDs are drawn on spans alone and said so.
+    """
     norms = config.instructor
     n = cd_adj.shape[0]
     k, feasible = choose_count(n, norms.span_target, norms.span_min, norms.span_max)
     k = min(k, n)
-    lower = norms.span_min if feasible else 1
-    labels, _ = _districts(cd_adj, np.ones(n), k=k, lower=lower, upper=norms.span_max,
+    mean = float(cd_workload.sum()) / k
+    lower, upper = mean * (1 - norms.tolerance), mean * (1 + norms.tolerance)
+    labels, _ = _districts(cd_adj, cd_workload, k=k, lower=lower, upper=upper,
                            seed=seed + 1, time_limit=config.time_limit)
+    totals = np.bincount(labels, weights=cd_workload, minlength=k)
+    balanced = bool(((totals >= lower - 1e-6) & (totals <= upper + 1e-6)).all())
+    if not balanced:
+        labels, _ = _districts(cd_adj, np.ones(n), k=k,
+                               lower=norms.span_min if feasible else 1, upper=norms.span_max,
+                               seed=seed + 1, time_limit=config.time_limit)
+    elif feasible:
+        _repair_spans(cd_adj, labels, cd_workload, span=(norms.span_min, norms.span_max),
+                      bounds=(lower, upper))
     spans = np.bincount(labels, minlength=k)
-    exceptions = [
-        "" if norms.span_min <= s <= norms.span_max
-        else f"span {s} CD(s) outside {norms.span_min}–{norms.span_max}: the settlement has "
-             f"only {n} CD(s)" if n < norms.span_min
-        else f"span {s} CD(s) outside {norms.span_min}–{norms.span_max}"
-        for s in spans
-    ]
+    totals = np.bincount(labels, weights=cd_workload, minlength=k)
+    exceptions = []
+    for span, total in zip(spans.tolist(), totals.tolist(), strict=True):
+        problems = []
+        if not norms.span_min <= span <= norms.span_max:
+            why = f": the settlement has only {n} CD(s)" if n < norms.span_min else ""
+            problems.append(f"span {span} CD(s) outside {norms.span_min}–{norms.span_max}{why}")
+        if not lower - 1e-6 <= total <= upper + 1e-6:
+            problems.append(f"workload {total:.0f} outside [{lower:.0f}, {upper:.0f}] "
+                            f"(±{norms.tolerance:.0%} of the mean ID)")
+        exceptions.append("; ".join(problems))
     return labels, exceptions
+
+
+def _repair_spans(
+    adj: sp.csr_matrix,
+    labels: np.ndarray,
+    weights: np.ndarray,
+    *,
+    span: tuple[int, int],
+    bounds: tuple[float, float],
+) -> None:
+    """Move single CDs between neighbouring IDs until every span lies in ``span``,
+    keeping each ID's workload within ``bounds`` and each ID connected."""
+    low, high = span
+    k = int(labels.max()) + 1
+    for _ in range(len(labels)):
+        spans = np.bincount(labels, minlength=k)
+        totals = np.bincount(labels, weights=weights, minlength=k)
+        wrong = [i for i in range(k) if not low <= spans[i] <= high]
+        if not wrong:
+            return
+        options = []
+        for node in range(len(labels)):
+            source = int(labels[node])
+            for sink in sorted(set(labels[adj.indices[adj.indptr[node]:adj.indptr[node + 1]]]
+                                   .tolist()) - {source}):
+                helps = spans[source] > high or spans[sink] < low
+                keeps = spans[source] - 1 >= low or spans[source] > high
+                fits = (spans[sink] + 1 <= high
+                        and bounds[0] - 1e-6 <= totals[source] - weights[node]
+                        and totals[sink] + weights[node] <= bounds[1] + 1e-6)
+                if helps and keeps and fits:
+                    spread = abs(totals[source] - weights[node] - totals[sink] - weights[node])
+                    options.append((spread, node, sink))
+        for _, node, sink in sorted(options):
+            if _stays_connected(adj, labels, int(labels[node]), node):
+                labels[node] = sink
+                break
+        else:
+            return
+
+
+@dataclass
+class _Points:
+    """Registration districts of one settlement, numbered in reading order of points."""
+
+    rd_of_cd: np.ndarray
+    nodes: list[int]
+    names: list[str]
+    mean_walk_m: list[float]
+    max_walk_m: list[float]
+    notes: list[str]
+    status: str
 
 
 def _registration_districts(
     cd_adj: sp.csr_matrix,
-    cd_xy: np.ndarray,
     residents: np.ndarray,
     local: pd.DataFrame,
     cd_of_node: np.ndarray,
+    walks: Walks,
     *,
     config: Config,
     sid: str,
-) -> tuple[np.ndarray, list[int], list[str], list[str]]:
-    """Choose registration points (greedy p-median) and grow RDs from them on the CD graph.
+) -> _Points:
+    """Choose registration points among the candidate buildings and give each whole CD
+    to one (a capacitated p-median on the residents' walk; see :mod:`registration`).
 
-    Each CD joins the point nearest along the CD graph, so every RD is connected.
-    Returns the RD of each CD (numbered in reading order of the points), the local node
-    of each point, the point names, and notes.
+    Where the settlement has no candidate building, its most central building stands
+    in, and a note says so.
     """
     norms = config.registration
     notes: list[str] = []
+    k = len(residents)
     function = [str(f) for f in local["function"]]
     priority = {name: rank for rank, name in enumerate(norms.functions)}
     candidates = [i for i in range(len(local)) if function[i] in priority]
+    people = local["residents"].to_numpy(dtype=float)
+    xy = shapely.get_coordinates(local.geometry.to_numpy())
     if not candidates:
-        centre = np.average(cd_xy, axis=0, weights=residents + 1e-9)
-        xy = shapely.get_coordinates(local.geometry.to_numpy())
-        chosen_nodes = [int(np.argmin(np.linalg.norm(xy - centre, axis=1)))]
+        centre = np.average(xy, axis=0, weights=people + 1e-9)
+        candidates = [int(np.argmin(np.linalg.norm(xy - centre, axis=1)))]
         notes.append(
             f"settlement {sid}: no candidate registration-point building; the most central "
-            f"building {local['building_id'].iloc[chosen_nodes[0]]} stands in as the point"
+            f"building {local['building_id'].iloc[candidates[0]]} stands in as the point"
         )
-    else:
-        best_per_cd: dict[int, int] = {}
-        for i in sorted(candidates, key=lambda i: (priority[function[i]], i)):
-            best_per_cd.setdefault(int(cd_of_node[i]), i)
-        options = sorted(best_per_cd.values())
-        wanted = norms.points or max(1, round(float(residents.sum()) / norms.residents_per_point))
-        p = min(wanted, len(options))
-        if p < wanted:
-            notes.append(f"settlement {sid}: {wanted} registration points wanted, only {p} "
-                         "candidate building(s) in distinct CDs")
-        xy = shapely.get_coordinates(local.geometry.to_numpy())
-        dist = np.linalg.norm(cd_xy[:, None, :] - xy[options][None, :, :], axis=2)
-        chosen_nodes = []
-        current = np.full(len(cd_xy), np.inf)
-        for _ in range(p):
-            costs = [
-                (float((residents * np.minimum(current, dist[:, j])).sum()),
-                 priority[function[node]], node, j)
-                for j, node in enumerate(options) if node not in chosen_nodes
-            ]
-            _, _, node, j = min(costs)
-            chosen_nodes.append(node)
-            current = np.minimum(current, dist[:, j])
-    point_xy = shapely.get_coordinates(local.geometry.to_numpy()[chosen_nodes])
-    order = reading_order(point_xy)
-    chosen_nodes = [chosen_nodes[i] for i in order]
-    sources = [int(cd_of_node[node]) for node in chosen_nodes]
-    weighted = cd_adj.tocoo()
-    lengths = np.linalg.norm(cd_xy[weighted.row] - cd_xy[weighted.col], axis=1) + 1e-6
-    graph = sp.csr_matrix((lengths, (weighted.row, weighted.col)), shape=cd_adj.shape)
-    _, _, nearest = dijkstra(graph, directed=False, indices=sources, min_only=True,
-                             return_predecessors=True)
-    rd_of_cd = np.array([sources.index(int(s)) for s in nearest], dtype=np.int64)
-    names = []
-    for node in chosen_nodes:
-        label = FUNCTION_LABELS.get(str(function[node]), "здание")
-        names.append(f"{label}, {local['address'].iloc[node]}")
-    return rd_of_cd, chosen_nodes, names, notes
+    wanted = point_count(float(residents.sum()), points=norms.points,
+                         residents_per_point=norms.residents_per_point)
+    p = min(wanted, len(candidates))
+    if p < wanted:
+        notes.append(f"settlement {sid}: {wanted} registration points wanted, only {p} "
+                     "candidate building(s)")
+    inhabited = np.flatnonzero(people > 0)
+    walk = walks.between(inhabited, np.array(candidates))
+    to_cd = sp.csr_matrix((people[inhabited], (cd_of_node[inhabited], np.arange(len(inhabited)))),
+                          shape=(k, len(inhabited)))
+    cost = np.asarray(to_cd @ walk)
+    home = cd_of_node[candidates]
+    capacity = point_capacity(residents, p, share=norms.capacity_share)
+    try:
+        solution = capacitated_p_median(cost, residents, p=p, capacity=capacity,
+                                        adjacency=cd_adj, home=home,
+                                        time_limit=norms.time_limit)
+    except PartitionError as error:
+        notes.append(f"settlement {sid}: {error}; points chosen without the capacity")
+        solution = capacitated_p_median(cost, residents, p=p, capacity=float(residents.sum()),
+                                        adjacency=cd_adj, home=home,
+                                        time_limit=norms.time_limit)
+    if solution.status == "repaired":
+        notes.append(f"settlement {sid}: the registration-point model did not give connected "
+                     f"districts in {solution.rounds} rounds; pieces were joined to a "
+                     "neighbouring district, which may exceed its capacity")
+    nodes = [candidates[j] for j in solution.chosen]
+    order = reading_order(xy[nodes])
+    rank = np.empty(len(nodes), dtype=np.int64)
+    rank[order] = np.arange(len(nodes))
+    rd_of_cd = rank[solution.assignment]
+    nodes = [nodes[i] for i in order]
+    point_of_unit = np.array(solution.chosen)[solution.assignment[cd_of_node[inhabited]]]
+    unit_walk = walk[np.arange(len(inhabited)), point_of_unit]
+    unit_rd = rd_of_cd[cd_of_node[inhabited]]
+    mean_walk, max_walk = [], []
+    for r in range(len(nodes)):
+        mine = unit_rd == r
+        weight = people[inhabited][mine]
+        mean_walk.append(float(np.average(unit_walk[mine], weights=weight)) if weight.sum()
+                         else 0.0)
+        max_walk.append(float(unit_walk[mine].max()) if mine.any() else 0.0)
+    names = [f"{FUNCTION_LABELS.get(function[node], 'здание')}, {local['address'].iloc[node]}"
+             for node in nodes]
+    return _Points(rd_of_cd, nodes, names, mean_walk, max_walk, notes, solution.status)

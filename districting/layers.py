@@ -14,7 +14,7 @@ import geopandas as gpd
 LAYER_FIELDS: dict[str, list[str]] = {
     "units": [
         "unit_id", "building_id", "settlement_id", "address", "dwellings", "residents",
-        "households", "workload", "walk_min", "cd_code", "id_code", "rd_code",
+        "households", "online_share", "workload", "walk_min", "cd_code", "id_code", "rd_code",
         "dwelling_from", "dwelling_to",
     ],
     "counting_districts": [
@@ -27,6 +27,7 @@ LAYER_FIELDS: dict[str, list[str]] = {
     ],
     "registration_districts": [
         "rd_code", "settlement_id", "point_name", "point_building_id", "n_cd", "residents",
+        "mean_walk_m", "max_walk_m",
     ],
     "registration_points": ["rd_code", "point_name", "building_id", "function"],
     "unit_adjacency": ["u", "v", "length_m", "kind"],

@@ -111,6 +111,61 @@ class StreetNetwork:
         return np.where(same_node, np.minimum(matrix, direct), matrix)
 
 
+    def distances_to(self, xy_from: np.ndarray, xy_to: np.ndarray) -> np.ndarray:
+        """Walking distances from many points to a few (for example candidate buildings),
+        as a ``len(xy_from) × len(xy_to)`` matrix; unreachable pairs get ``inf``."""
+        nodes_from, access_from = self.snap(xy_from)
+        nodes_to, access_to = self.snap(xy_to)
+        unique, inverse = np.unique(nodes_to, return_inverse=True)
+        table = np.vstack([
+            dijkstra(self.lengths, directed=False, indices=unique[s:s + SOURCE_CHUNK])
+            for s in range(0, len(unique), SOURCE_CHUNK)
+        ])
+        street = table[inverse][:, nodes_from].T
+        return access_from[:, None] + street + access_to[None, :]
+
+
+class Walks:
+    """Walking among one settlement's units: along the streets where a network is
+    given, in straight lines otherwise (and where the network does not connect)."""
+
+    def __init__(self, xy: np.ndarray, network: StreetNetwork | None) -> None:
+        self.xy = np.asarray(xy, dtype=float)
+        self.network = network
+
+    def among(self, members: np.ndarray) -> np.ndarray:
+        """All walking distances between the given units, in metres."""
+        here = self.xy[members]
+        straight = np.linalg.norm(here[:, None] - here[None, :], axis=2)
+        if self.network is None:
+            return straight
+        walked = self.network.distance_matrix(here)
+        return np.where(np.isfinite(walked), walked, straight)
+
+    def between(self, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Walking distances from each source unit to each target unit, in metres."""
+        a, b = self.xy[sources], self.xy[targets]
+        straight = np.linalg.norm(a[:, None] - b[None, :], axis=2)
+        if self.network is None:
+            return straight
+        walked = self.network.distances_to(a, b)
+        return np.where(np.isfinite(walked), walked, straight)
+
+    def tour(self, members: np.ndarray) -> tuple[float, np.ndarray]:
+        """A short walking tour through the given units (see :func:`walking_tour`): its
+        length, and each unit's share, half the legs that touch it, so that the shares
+        add up to the tour. In metres."""
+        share = np.zeros(len(members))
+        if len(members) < 2:
+            return 0.0, share
+        matrix = self.among(members)
+        order, length = walking_tour(matrix)
+        legs = matrix[order[:-1], order[1:]] / 2.0
+        np.add.at(share, order[:-1], legs)
+        np.add.at(share, order[1:], legs)
+        return length, share
+
+
 def street_network_from_layers(
     nodes: gpd.GeoDataFrame, edges: gpd.GeoDataFrame, *, crs: object
 ) -> StreetNetwork:

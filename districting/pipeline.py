@@ -20,8 +20,9 @@ from districting.errors import ConfigError, PlanCheckError, Problem
 from districting.graph import SettlementGraph, barrier_geometries, build_settlement_graph
 from districting.hierarchy import SettlementPlan, plan_settlement
 from districting.layers import LAYER_FIELDS, PlanLayers
-from districting.network import StreetNetwork, street_network_from_layers, walking_tour
+from districting.network import StreetNetwork, Walks, street_network_from_layers
 from districting.register import RawRegister, read_register
+from districting.staffing import staffing_summary, staffing_table
 from districting.territory import dissolve
 from districting.units import settlement_polygons, units_from_register
 from districting.validate import raise_for_errors, validate_register
@@ -124,12 +125,16 @@ def plan_register(
             warnings.append(f"settlement {code}: {lost:,.0f} m² of its polygon holds no "
                             "building and is left out of every district")
         polygons.loc[row, "geometry"] = covered
-        walk = walking_minutes(graph.nearest_walk(), units["households"].to_numpy()[positions],
-                               norms=config.workload)
-        units.loc[units.index[positions], "walk_min"] = walk
+        # CDs are drawn with each unit's walk from its nearest neighbour; each CD's own
+        # walking tour then replaces it in the workload (see plan_settlement).
+        households = units["households"].to_numpy()[positions]
+        proxy = walking_minutes(graph.nearest_walk(), households, norms=config.workload)
+        walks = Walks(shapely.get_coordinates(units.geometry.to_numpy()[positions]), network)
+        plan = plan_settlement(graph, units, config=config, seed=seed, walk_proxy=proxy,
+                               walks=walks)
+        units.loc[units.index[positions], "walk_min"] = np.round(plan.walk_min, 3)
         units.loc[units.index[positions], "workload"] = np.round(
-            units["workload"].to_numpy()[positions] + walk, 3)
-        plan = plan_settlement(graph, units, config=config, seed=seed)
+            units["workload"].to_numpy()[positions] + plan.walk_min, 3)
         for note in graph.components:
             warnings.append(f"settlement {code}: a part of {note.size} unit(s) and "
                             f"{note.residents} residents was cut off by a barrier; {note.action}")
@@ -138,7 +143,7 @@ def plan_register(
         plans.append(plan)
         bar.update(len(positions))
     bar.close()
-    layers = assemble_layers(units, polygons, graphs, plans, config=config, network=network)
+    layers = assemble_layers(units, polygons, graphs, plans, config=config)
     for cd, reason in zip(layers.counting_districts["cd_code"],
                           layers.counting_districts["bound_exception"], strict=True):
         if reason:
@@ -152,7 +157,7 @@ def plan_register(
     report = check_layers(layers.as_dict())
     if not report.ok:
         raise PlanCheckError(f"{v.kind}: {v.message}" for v in report.violations)
-    summary = build_summary(raw, layers, graphs, config=config, seed=seed, warnings=warnings,
+    summary = build_summary(raw, layers, graphs, plans, config=config, seed=seed, warnings=warnings,
                             seconds=time.monotonic() - started)
     summary["edge_lengths"] = ("walking distance on the street network" if network is not None
                                else "straight line")
@@ -168,13 +173,12 @@ def assemble_layers(
     plans: list[SettlementPlan],
     *,
     config: Config,
-    network: StreetNetwork | None = None,
 ) -> PlanLayers:
     """Turn per-settlement plans into the seven output layers.
 
-    Each CD also gets ``tour_m``, the length of a short walking tour through its units
-    (along the streets where a network is given), and ``walk_min``, the walking minutes
-    its units carry in the workload.
+    Each CD also gets ``tour_m``, the length of its walking tour (see
+    :func:`district_tours`), and ``walk_min``, the minutes that tour takes over the
+    round and its callbacks, which its workload includes.
     """
     crs = units.crs
     n = len(units)
@@ -202,7 +206,6 @@ def assemble_layers(
         cd_territory = dissolve(graph.tiles, plan.cd_of_node, k)
         sums = local.groupby(plan.cd_of_node)[
             ["dwellings", "residents", "workload", "walk_min"]].sum()
-        tours = _tour_lengths(points[pos], plan.cd_of_node, k, network)
         counts = np.bincount(plan.cd_of_node, minlength=k)
         for c in range(k):
             cd_rows.append({
@@ -215,7 +218,7 @@ def assemble_layers(
                 "utilization": round(float(sums["workload"].iloc[c]) / capacity, 4),
                 "bound_exception": plan.cd_exception[c],
                 "walk_min": round(float(sums["walk_min"].iloc[c]), 3),
-                "tour_m": round(float(tours[c]), 1),
+                "tour_m": round(float(plan.tour_m[c]), 1),
             })
             cd_geoms.append(cd_territory[c])
         id_territory = dissolve(cd_territory, plan.id_of_cd, n_id)
@@ -239,6 +242,8 @@ def assemble_layers(
                 "point_building_id": str(units["building_id"].iloc[point]),
                 "n_cd": int(members.sum()),
                 "residents": int(sums["residents"].to_numpy()[members].sum()),
+                "mean_walk_m": round(plan.rd_mean_walk_m[r], 1),
+                "max_walk_m": round(plan.rd_max_walk_m[r], 1),
             })
             rd_geoms.append(rd_territory[r])
             point_rows.append({
@@ -277,29 +282,48 @@ def assemble_layers(
     )
 
 
-def _tour_lengths(
-    points: np.ndarray, labels: np.ndarray, k: int, network: StreetNetwork | None
-) -> np.ndarray:
-    """Length of a short walking tour through the units of each district, in metres."""
-    xy = shapely.get_coordinates(points)
-    out = np.zeros(k)
-    for d in range(k):
-        members = xy[labels == d]
-        if network is not None:
-            matrix = network.distance_matrix(members)
-            if not np.isfinite(matrix).all():
-                straight = np.linalg.norm(members[:, None] - members[None, :], axis=2)
-                matrix = np.where(np.isfinite(matrix), matrix, straight)
-        else:
-            matrix = np.linalg.norm(members[:, None] - members[None, :], axis=2)
-        out[d] = walking_tour(matrix)[1]
-    return out
+def _utilization(cds: pd.DataFrame) -> dict[str, Any]:
+    """The spread of one interviewer's utilisation over the CDs."""
+    values = cds["utilization"].to_numpy(dtype=float)
+    return {
+        "min": round(float(values.min()), 4),
+        "p10": round(float(np.percentile(values, 10)), 4),
+        "median": round(float(np.median(values)), 4),
+        "p90": round(float(np.percentile(values, 90)), 4),
+        "max": round(float(values.max()), 4),
+        "share_within_bounds": round(float((cds["bound_exception"] == "").mean()), 4),
+    }
+
+
+def _spans(ids: pd.DataFrame) -> dict[str, Any]:
+    """How many IDs have each span of control, and their workload spread."""
+    counts = ids["n_cd"].value_counts().sort_index()
+    workload = ids["workload"].to_numpy(dtype=float)
+    return {
+        "distribution": {str(span): int(n) for span, n in counts.items()},
+        "mean": round(float(ids["n_cd"].mean()), 2),
+        "workload_min": round(float(workload.min()), 1),
+        "workload_max": round(float(workload.max()), 1),
+        "exceptions": int((ids["span_exception"] != "").sum()),
+    }
+
+
+def _registration_walk(layers: PlanLayers) -> dict[str, float]:
+    """Residents' walk to their registration point over all RDs, in metres."""
+    rds = layers.registration_districts
+    residents = rds["residents"].to_numpy(dtype=float)
+    mean = rds["mean_walk_m"].to_numpy(dtype=float)
+    return {
+        "mean_m": round(float(np.average(mean, weights=residents)) if residents.sum() else 0.0, 1),
+        "max_m": round(float(rds["max_walk_m"].max()), 1),
+    }
 
 
 def build_summary(
     raw: RawRegister,
     layers: PlanLayers,
     graphs: list[SettlementGraph],
+    plans: list[SettlementPlan],
     *,
     config: Config,
     seed: int,
@@ -311,7 +335,7 @@ def build_summary(
     target = district_target(workload=config.workload, counting=config.counting)
     workload = cds["workload"].to_numpy(dtype=float)
     settlements = []
-    for graph in graphs:
+    for graph, plan in zip(graphs, plans, strict=True):
         code = graph.settlement_id
         mine = cds[cds["settlement_id"] == code]
         settlements.append({
@@ -323,6 +347,7 @@ def build_summary(
             "counting_districts": len(mine),
             "instructor_districts": int(mine["id_code"].nunique()),
             "registration_districts": int(mine["rd_code"].nunique()),
+            "registration_model": plan.rd_status,
             "graph_edges": len(graph.edges),
             "edges_cut_by_barriers": graph.cut_by_barrier,
             "edges_cut_by_detours": graph.cut_by_detour,
@@ -355,6 +380,10 @@ def build_summary(
             "max_over_min": round(float(workload.max() / max(workload.min(), 1e-9)), 4),
         },
         "bound_exceptions": int((cds["bound_exception"] != "").sum()),
+        "utilization": _utilization(cds),
+        "instructor_spans": _spans(layers.instructor_districts),
+        "registration_walk": _registration_walk(layers),
+        "staffing": staffing_summary(staffing_table(layers, config=config)),
         "settlements": settlements,
         "config": asdict(config),
         "warnings": warnings,

@@ -1,44 +1,364 @@
-"""The staffing plan: interviewers, instructor-controllers and points per settlement."""
+"""The staffing plan: interviewers, instructor-controllers and points per settlement.
+
+:func:`staffing_table` gives one row per settlement and a ``TOTAL`` row (written as
+``staffing.csv``), :func:`staffing_summary` the totals for ``summary.json``, and
+:func:`write_staffing_xlsx` the same table as a formatted workbook (``staffing.xlsx``)
+with a second sheet listing the norms it was computed with.
+"""
 
 from __future__ import annotations
 
-import pandas as pd
+import datetime
+import io
+import math
+import zipfile
+from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pandas as pd
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font
+from openpyxl.utils import get_column_letter
+from openpyxl.xml.constants import ARC_CORE
+from openpyxl.xml.functions import tostring
+
+from districting.config import Config
+from districting.errors import DistrictingError
 from districting.layers import PlanLayers
 
 STAFFING_COLUMNS = [
     "settlement_id", "settlement_name", "residents", "dwellings", "workload",
-    "interviewers", "instructor_controllers", "registration_points", "interviewers_per_instructor",
+    "interviewers", "instructor_controllers", "registration_points", "point_staff",
+    "reserve_interviewers", "reserve_instructors", "staff_total", "person_days",
+    "utilization_mean", "utilization_min", "utilization_p10", "utilization_p90",
+    "utilization_max", "cds_within_bounds", "cd_bound_exceptions",
+    "interviewers_per_instructor",
+]
+
+#: Columns holding whole numbers (int64): counts of people, districts, dwellings, days.
+INTEGER_COLUMNS = [
+    "residents", "dwellings", "interviewers", "instructor_controllers", "registration_points",
+    "point_staff", "reserve_interviewers", "reserve_instructors", "staff_total", "person_days",
     "cd_bound_exceptions",
 ]
 
+#: Columns that are shares (0–1), shown as percentages in the workbook.
+SHARE_COLUMNS = [
+    "utilization_mean", "utilization_min", "utilization_p10", "utilization_p90",
+    "utilization_max", "cds_within_bounds",
+]
 
-def staffing_table(layers: PlanLayers) -> pd.DataFrame:
-    """One row per settlement and a ``TOTAL`` row: one interviewer per counting district,
-    one instructor-controller per instructor district, one point per registration district.
+#: The 2021 census of Baikonur: interviewers (one per counting district) ...
+SEED_BAIKONUR_2021_INTERVIEWERS = 169
+#: ... and instructor-controllers (one per instructor district), the figures we compare to.
+SEED_BAIKONUR_2021_INSTRUCTORS = 26
+
+#: Workbook timestamps (document properties and zip entries), fixed so that reruns match.
+XLSX_TIMESTAMP = datetime.datetime(2000, 1, 1)
+
+#: Column headers of the staffing workbook, by language.
+STAFFING_LABELS: dict[str, dict[str, str]] = {
+    "ru": {
+        "settlement_id": "Код населённого пункта",
+        "settlement_name": "Населённый пункт",
+        "residents": "Жителей",
+        "dwellings": "Квартир",
+        "workload": "Нагрузка, мин",
+        "interviewers": "Интервьюеры",
+        "instructor_controllers": "Инструкторы-контролёры",
+        "registration_points": "Стационарные участки",
+        "point_staff": "Персонал стационарных участков",
+        "reserve_interviewers": "Резерв интервьюеров",
+        "reserve_instructors": "Резерв инструкторов-контролёров",
+        "staff_total": "Всего персонала",
+        "person_days": "Человеко-дни",
+        "utilization_mean": "Загрузка средняя",
+        "utilization_min": "Загрузка мин.",
+        "utilization_p10": "Загрузка 10-й процентиль",
+        "utilization_p90": "Загрузка 90-й процентиль",
+        "utilization_max": "Загрузка макс.",
+        "cds_within_bounds": "Счётные участки в пределах нормы",
+        "cd_bound_exceptions": "Счётные участки вне нормы",
+        "interviewers_per_instructor": "Интервьюеров на инструктора",
+    },
+    "en": {
+        "settlement_id": "Settlement ID",
+        "settlement_name": "Settlement",
+        "residents": "Residents",
+        "dwellings": "Dwellings",
+        "workload": "Workload, min",
+        "interviewers": "Interviewers",
+        "instructor_controllers": "Instructor-controllers",
+        "registration_points": "Registration points",
+        "point_staff": "Registration-point staff",
+        "reserve_interviewers": "Reserve interviewers",
+        "reserve_instructors": "Reserve instructor-controllers",
+        "staff_total": "Total staff",
+        "person_days": "Person-days",
+        "utilization_mean": "Utilization, mean",
+        "utilization_min": "Utilization, min",
+        "utilization_p10": "Utilization, 10th percentile",
+        "utilization_p90": "Utilization, 90th percentile",
+        "utilization_max": "Utilization, max",
+        "cds_within_bounds": "CDs within bounds",
+        "cd_bound_exceptions": "CDs outside bounds",
+        "interviewers_per_instructor": "Interviewers per instructor",
+    },
+}
+
+#: Sheet titles, the totals label and the norms sheet headers, by language.
+XLSX_TEXT: dict[str, dict[str, str]] = {
+    "ru": {"staffing": "Штат", "norms": "Нормативы", "total": "ИТОГО",
+           "norm": "Норматив", "value": "Значение"},
+    "en": {"staffing": "Staffing", "norms": "Norms", "total": "TOTAL",
+           "norm": "Norm", "value": "Value"},
+}
+
+#: The norms listed on the workbook's second sheet, as ``section.field`` of :class:`Config`.
+NORMS_LISTED = (
+    "counting.working_days", "counting.hours_per_day", "counting.target_utilization",
+    "counting.tolerance", "instructor.span_min", "instructor.span_max",
+    "staffing.reserve_share", "staffing.staff_per_point", "staffing.point_days",
+    "staffing.instructor_days", "workload.basis", "workload.interview_minutes",
+    "workload.online_share",
+)
+
+
+def _reserve(count: int, share: float) -> int:
+    """``ceil(count × share)``, ignoring float noise (30 × 0.1 is 3, not 4)."""
+    return math.ceil(round(count * share, 9))
+
+
+def _figures(cds: pd.DataFrame, config: Config) -> dict[str, Any]:
+    """The staffing figures of one group of counting districts (a settlement, or all)."""
+    staffing = config.staffing
+    interviewers = int(cds["cd_code"].nunique())
+    instructors = int(cds["id_code"].nunique())
+    points = int(cds["rd_code"].nunique())
+    point_staff = points * staffing.staff_per_point
+    utilization = cds["utilization"].to_numpy(dtype=float)
+    exceptions = cds["bound_exception"].fillna("").astype(str) != ""
+    if len(utilization):
+        stats = {
+            "utilization_mean": float(np.mean(utilization)),
+            "utilization_min": float(np.min(utilization)),
+            "utilization_p10": float(np.percentile(utilization, 10)),
+            "utilization_p90": float(np.percentile(utilization, 90)),
+            "utilization_max": float(np.max(utilization)),
+            "cds_within_bounds": float(1.0 - exceptions.mean()),
+        }
+    else:
+        stats = dict.fromkeys(SHARE_COLUMNS, math.nan)
+    return {
+        "residents": int(cds["residents"].sum()),
+        "dwellings": int(cds["dwellings"].sum()),
+        "workload": float(cds["workload"].sum()),
+        "interviewers": interviewers,
+        "instructor_controllers": instructors,
+        "registration_points": points,
+        "point_staff": point_staff,
+        "person_days": (
+            interviewers * config.counting.working_days
+            + instructors * staffing.instructor_days
+            + point_staff * staffing.point_days
+        ),
+        **stats,
+        "cd_bound_exceptions": int(exceptions.sum()),
+    }
+
+
+def staffing_table(layers: PlanLayers, *, config: Config) -> pd.DataFrame:
+    """The staffing plan: one row per settlement (by ``settlement_id``) and a ``TOTAL`` row.
+
+    * one interviewer per counting district (CD), one instructor-controller per
+      instructor district (ID), one registration point per registration district
+      (RD) staffed by ``staffing.staff_per_point`` people;
+    * a reserve of ``ceil(share × interviewers)`` interviewers and
+      ``ceil(share × instructor-controllers)`` instructors per settlement
+      (``staffing.reserve_share``); the reserve is held locally, so the ``TOTAL``
+      reserve is the sum of the settlements' (not the ceiling of the total);
+    * person-days of the interviewers (``counting.working_days``), the instructors
+      (``staffing.instructor_days``) and the point staff (``staffing.point_days``).
+      The reserve is on standby and is **not** counted in the person-days;
+    * the spread of the CDs' ``utilization`` (mean, min, 10th and 90th percentile,
+      max) and the share of CDs within their workload bounds (no
+      ``bound_exception``). For ``TOTAL`` these are computed over all CDs, not
+      averaged over settlements; so is the total workload.
+
+    Counts are int64; workload has 1 decimal, shares 3, the span ratio 2. The
+    ``TOTAL`` row's ``settlement_name`` is empty.
     """
     cds = pd.DataFrame(layers.counting_districts.drop(columns="geometry"))
     names = dict(zip(layers.settlements["settlement_id"], layers.settlements["settlement_name"],
                      strict=True))
-    grouped = cds.groupby("settlement_id", sort=True)
-    table = pd.DataFrame({
-        "residents": grouped["residents"].sum(),
-        "dwellings": grouped["dwellings"].sum(),
-        "workload": grouped["workload"].sum().round(1),
-        "interviewers": grouped["cd_code"].nunique(),
-        "instructor_controllers": grouped["id_code"].nunique(),
-        "registration_points": grouped["rd_code"].nunique(),
-        "cd_bound_exceptions": grouped["bound_exception"].apply(lambda s: int((s != "").sum())),
-    }).reset_index()
-    table.insert(1, "settlement_name", table["settlement_id"].map(names))
-    total = table.drop(columns=["settlement_id", "settlement_name"]).sum()
-    total_row = {"settlement_id": "TOTAL", "settlement_name": "", **total.to_dict()}
-    table = pd.concat([table, pd.DataFrame([total_row])], ignore_index=True)
-    counts = ["residents", "dwellings", "interviewers", "instructor_controllers",
-              "registration_points", "cd_bound_exceptions"]
-    table[counts] = table[counts].astype("int64")
+    share = config.staffing.reserve_share
+    rows = []
+    for settlement_id, group in cds.groupby("settlement_id", sort=True):
+        figures = _figures(group, config)
+        rows.append({
+            "settlement_id": settlement_id,
+            "settlement_name": names.get(settlement_id, ""),
+            **figures,
+            "reserve_interviewers": _reserve(figures["interviewers"], share),
+            "reserve_instructors": _reserve(figures["instructor_controllers"], share),
+        })
+    total = _figures(cds, config)
+    for column in ("reserve_interviewers", "reserve_instructors"):
+        total[column] = sum(row[column] for row in rows)
+    rows.append({"settlement_id": "TOTAL", "settlement_name": "", **total})
+    table = pd.DataFrame(rows)
+    table["staff_total"] = (
+        table["interviewers"] + table["instructor_controllers"] + table["point_staff"]
+        + table["reserve_interviewers"] + table["reserve_instructors"]
+    )
+    table[INTEGER_COLUMNS] = table[INTEGER_COLUMNS].astype("int64")
     table["workload"] = table["workload"].astype(float).round(1)
+    table[SHARE_COLUMNS] = table[SHARE_COLUMNS].astype(float).round(3)
     table["interviewers_per_instructor"] = (
-        table["interviewers"] / table["instructor_controllers"]
+        table["interviewers"] / table["instructor_controllers"].replace(0, np.nan)
     ).round(2)
     return table[STAFFING_COLUMNS]
+
+
+def _total_row(table: pd.DataFrame) -> pd.Series:
+    totals = table[table["settlement_id"] == "TOTAL"]
+    if len(totals) != 1:
+        raise DistrictingError("the staffing table has no single TOTAL row")
+    return totals.iloc[0]
+
+
+def _plain(value: Any) -> float | None:
+    """A float for JSON: ``None`` instead of NaN."""
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def staffing_summary(table: pd.DataFrame) -> dict[str, Any]:
+    """The totals of a :func:`staffing_table`, as plain JSON-ready numbers.
+
+    ``reserve`` is interviewers plus instructors in reserve; ``vs_seed`` is ours
+    minus the 2021 census of Baikonur (positive: we plan more staff).
+    """
+    total = _total_row(table)
+    interviewers = int(total["interviewers"])
+    instructors = int(total["instructor_controllers"])
+    return {
+        "interviewers": interviewers,
+        "instructor_controllers": instructors,
+        "registration_points": int(total["registration_points"]),
+        "point_staff": int(total["point_staff"]),
+        "reserve": int(total["reserve_interviewers"]) + int(total["reserve_instructors"]),
+        "staff_total": int(total["staff_total"]),
+        "person_days": int(total["person_days"]),
+        "utilization": {
+            "mean": _plain(total["utilization_mean"]),
+            "min": _plain(total["utilization_min"]),
+            "max": _plain(total["utilization_max"]),
+        },
+        "seed_baikonur_2021": {
+            "interviewers": SEED_BAIKONUR_2021_INTERVIEWERS,
+            "instructor_controllers": SEED_BAIKONUR_2021_INSTRUCTORS,
+        },
+        "vs_seed": {
+            "interviewers": interviewers - SEED_BAIKONUR_2021_INTERVIEWERS,
+            "instructor_controllers": instructors - SEED_BAIKONUR_2021_INSTRUCTORS,
+        },
+    }
+
+
+def _cell(value: Any) -> Any:
+    """A value openpyxl writes as a number or text: plain Python, blank for NaN."""
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return None if math.isnan(value) else float(value)
+    return value
+
+
+def _norm_value(config: Config, name: str) -> Any:
+    section, key = name.split(".")
+    return getattr(getattr(config, section), key)
+
+
+def write_staffing_xlsx(
+    table: pd.DataFrame, path: Path, *, config: Config, lang: str = "ru",
+) -> None:
+    """Write a :func:`staffing_table` as a workbook: the table, then the norms used.
+
+    The first sheet has headers in ``lang`` (``"ru"`` or ``"en"``), a frozen header
+    row, an autofilter over the settlement rows and a bold totals row below it;
+    shares are percentages. The second sheet lists the norms by their config name.
+    The workbook's timestamps are fixed (2000-01-01), so equal tables give equal files.
+
+    Raises
+    ------
+    DistrictingError
+        If ``lang`` is unknown.
+    """
+    if lang not in STAFFING_LABELS:
+        raise DistrictingError(
+            f"unknown sheet language '{lang}'; choose one of {', '.join(sorted(STAFFING_LABELS))}"
+        )
+    labels, text = STAFFING_LABELS[lang], XLSX_TEXT[lang]
+    bold = Font(bold=True)
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.title = text["staffing"]
+    sheet.append([labels[column] for column in STAFFING_COLUMNS])
+    for cell in sheet[1]:
+        cell.font = bold
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    formats = {column: "0.0%" for column in SHARE_COLUMNS}
+    formats.update(workload="0.0", interviewers_per_instructor="0.00")
+    for _, row in table[STAFFING_COLUMNS].iterrows():
+        is_total = row["settlement_id"] == "TOTAL"
+        values = [_cell(row[column]) for column in STAFFING_COLUMNS]
+        if is_total:
+            values[STAFFING_COLUMNS.index("settlement_name")] = text["total"]
+        sheet.append(values)
+        for column, cell in zip(STAFFING_COLUMNS, sheet[sheet.max_row], strict=True):
+            if column in formats:
+                cell.number_format = formats[column]
+            if is_total:
+                cell.font = bold
+    last = get_column_letter(len(STAFFING_COLUMNS))
+    settlements = int((table["settlement_id"] != "TOTAL").sum())
+    sheet.auto_filter.ref = f"A1:{last}{1 + settlements}"  # the totals row stays put
+    sheet.freeze_panes = "A2"
+    for index, column in enumerate(STAFFING_COLUMNS, start=1):
+        longest = max((len(str(_cell(v))) for v in table[column]), default=0)
+        width = max(10, min(max(longest + 2, len(labels[column]) // 2 + 2), 40))
+        sheet.column_dimensions[get_column_letter(index)].width = width
+
+    norms = workbook.create_sheet(text["norms"])
+    norms.append([text["norm"], text["value"]])
+    for cell in norms[1]:
+        cell.font = bold
+    for name in NORMS_LISTED:
+        norms.append([name, _norm_value(config, name)])
+    norms.column_dimensions["A"].width = max(len(name) for name in NORMS_LISTED) + 2
+    norms.column_dimensions["B"].width = 14
+
+    workbook.properties.created = XLSX_TIMESTAMP
+    _save_stable(workbook, path)
+
+
+def _save_stable(workbook: Workbook, path: Path) -> None:
+    """Save with fixed timestamps: openpyxl stamps "modified" and zip entries with now."""
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    workbook.properties.modified = XLSX_TIMESTAMP
+    core = tostring(workbook.properties.to_tree())
+    stamp = XLSX_TIMESTAMP.timetuple()[:6]
+    out = io.BytesIO()
+    with zipfile.ZipFile(buffer) as source, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            data = core if item.filename == ARC_CORE else source.read(item)
+            info = zipfile.ZipInfo(item.filename, date_time=stamp)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = item.external_attr
+            target.writestr(info, data)
+    path.write_bytes(out.getvalue())

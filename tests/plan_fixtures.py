@@ -125,6 +125,7 @@ def _grid_units(
             "dwellings": dwellings,
             "residents": 2 * dwellings + col % 2,
             "households": dwellings,
+            "online_share": 0.3,
             "workload": 10.0 + 0.25 * (row % 4),
             "cd_code": [cd_code(b, n) for b, n in zip(block_row, number, strict=True)],
             "id_code": [id_code(b) for b in block_row],
@@ -178,6 +179,8 @@ def _grid_parents(cds: gpd.GeoDataFrame, units: gpd.GeoDataFrame, *, by: str) ->
     if by == "rd_code":
         parents["point_name"] = parents["rd_code"].map(points["point_name"])
         parents["point_building_id"] = parents["rd_code"].map(points["building_id"])
+        parents["mean_walk_m"] = 150.0
+        parents["max_walk_m"] = 400.0
     return gpd.GeoDataFrame(parents, geometry=geometry, crs=CRS)
 
 

@@ -6,15 +6,17 @@ import logging
 import shutil
 from pathlib import Path
 
+from districting.config import Config
 from districting.outputs.maps import write_map
 from districting.outputs.sheets import write_cd_sheets, write_instructor_sheets
 from districting.outputs.writer import atomic_directory, write_geopackage, write_json
 from districting.pipeline import PlanResult
-from districting.staffing import staffing_table
+from districting.staffing import staffing_table, write_staffing_xlsx
 
 logger = logging.getLogger(__name__)
 
-OUTPUT_FILES = ("plan.gpkg", "summary.json", "map.html", "staffing.csv", "sheets/")
+OUTPUT_FILES = ("plan.gpkg", "summary.json", "map.html", "staffing.csv", "staffing.xlsx",
+                "sheets/")
 
 
 def write_plan(
@@ -25,18 +27,23 @@ def write_plan(
     lang: str = "ru",
     extra_files: dict[str, Path] | None = None,
     inputs: tuple[Path, ...] = (),
+    config: Config | None = None,
 ) -> Path:
-    """Write ``plan.gpkg``, ``summary.json``, ``map.html``, ``staffing.csv`` and ``sheets/``.
+    """Write ``plan.gpkg``, ``summary.json``, ``map.html``, ``staffing.csv``,
+    ``staffing.xlsx`` and ``sheets/``.
 
     Everything is built in a temporary folder that replaces ``out_dir`` only once
     all files are complete. ``inputs`` (the register, the config) must not lie
-    inside ``out_dir``: replacing it would delete them.
+    inside ``out_dir``: replacing it would delete them. ``config`` holds the staffing
+    norms (reserve, point staff, days); ``None`` uses the defaults of :class:`Config`.
     """
     out_dir = Path(out_dir)
+    norms = config if config is not None else Config()
     with atomic_directory(out_dir, protect=inputs) as staging:
         write_geopackage(result.layers, staging / "plan.gpkg")
-        staffing_table(result.layers).to_csv(staging / "staffing.csv", index=False,
-                                             encoding="utf-8")
+        staffing = staffing_table(result.layers, config=norms)
+        staffing.to_csv(staging / "staffing.csv", index=False, encoding="utf-8")
+        write_staffing_xlsx(staffing, staging / "staffing.xlsx", config=norms, lang=lang)
         sheets = staging / "sheets"
         sheets.mkdir()
         write_cd_sheets(result.layers, sheets, lang=lang)

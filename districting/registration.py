@@ -1,0 +1,245 @@
+"""Choose registration points and assign whole CDs to them: a capacitated p-median ILP.
+
+Each counting district (CD) goes to one of ``p`` chosen candidate buildings. The
+model minimises the residents' total walk to their point, keeps each point's
+residents within its capacity, and keeps every registration district (RD) connected
+on the CD graph. It is solved in two steps:
+
+1. **Star model.** A CD may join a point only if one of its neighbours nearer the
+   point (in CD steps) joins it too, so each RD grows outward from its point and is
+   connected by construction. This is compact and solves at once.
+2. **Exact model.** Without that restriction, connectivity is added lazily: a
+   solution whose RD falls apart gets, for each piece cut off from the point, the
+   constraint that a CD of the piece joins the point only if a CD around the piece
+   does; then it is solved again, for at most ``MAX_ROUNDS`` rounds, with the star
+   optimum as a cutoff. If it finishes, its plan is optimal over all connected RDs;
+   if it finds nothing better than the cutoff, the star plan is.
+
+The star plan is kept when the rounds run out (status ``star``). A round count, not a
+clock, bounds the work, so the same input gives the same plan on any machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pulp
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components, shortest_path
+
+from districting.errors import PartitionError
+from districting.partition.exact import _native_output_silenced, _solver
+
+#: Rounds of adding connectivity constraints to the exact model.
+MAX_ROUNDS = 25
+#: Above this many CD × candidate pairs, each CD may only go to its nearest candidates.
+FULL_PAIRS = 40_000
+NEAREST = 15
+
+
+@dataclass
+class PointPlan:
+    """The chosen points (candidate indices, ascending), each CD's point (an index into
+    ``chosen``), the total person-metres, and how good it is known to be: ``optimal``
+    (over all connected RDs), ``star`` (optimal over RDs that grow outward from their
+    point) or ``repaired`` (pieces joined to a neighbouring RD after the rounds ran
+    out, where no star plan meets the capacity; the capacity may then be exceeded)."""
+
+    chosen: list[int]
+    assignment: np.ndarray
+    objective: float
+    status: str
+    rounds: int
+
+
+class _Model:
+    """The p-median core shared by both steps: choose, assign, capacity, own CD."""
+
+    def __init__(self, cost: np.ndarray, demand: np.ndarray, *, p: int, capacity: float,
+                 home: np.ndarray) -> None:
+        n, m = cost.shape
+        self.cost, self.home = cost, home
+        self.problem = pulp.LpProblem("registration_points", pulp.LpMinimize)
+        self.y = {j: pulp.LpVariable(f"y_{j}", cat="Binary") for j in range(m)}
+        self.x = {(i, j): pulp.LpVariable(f"x_{i}_{j}", cat="Binary")
+                  for i, j in _allowed_pairs(cost, home)}
+        # Person-metres can be large: scale them so the LP stays well conditioned.
+        self.scale = max(float(cost.max()), 1.0)
+        self.problem += pulp.lpSum(float(cost[i, j]) / self.scale * var
+                                   for (i, j), var in self.x.items())
+        by_cd: dict[int, list[pulp.LpVariable]] = {i: [] for i in range(n)}
+        by_point: dict[int, list[tuple[int, pulp.LpVariable]]] = {j: [] for j in range(m)}
+        for (i, j), var in self.x.items():
+            by_cd[i].append(var)
+            by_point[j].append((i, var))
+            self.problem += var <= self.y[j]
+        for i, row in by_cd.items():
+            self.problem += pulp.lpSum(row) == 1, f"assign_{i}"
+        self.problem += pulp.lpSum(self.y.values()) == p, "points"
+        for j, row in by_point.items():
+            self.problem += (pulp.lpSum(float(demand[i]) * var for i, var in row)
+                             <= capacity * self.y[j]), f"capacity_{j}"
+            self.problem += self.x[int(home[j]), j] >= self.y[j], f"home_{j}"
+
+    def solve(self, solver: str, time_limit: float, cutoff: float | None = None) -> str:
+        bound = None if cutoff is None else cutoff / self.scale * (1 + 1e-9) + 1e-9
+        with _native_output_silenced():
+            self.problem.solve(_solver(solver, time_limit, cutoff=bound))
+        state = pulp.LpStatus[self.problem.status]
+        if state == "Optimal" or all(var.value() is not None for var in self.x.values()):
+            return state
+        return "Infeasible" if state == "Infeasible" else "NoPlan"
+
+    def plan(self) -> tuple[list[int], np.ndarray, float]:
+        chosen = sorted(j for j, var in self.y.items() if (var.value() or 0) > 0.5)
+        assignment = np.empty(self.cost.shape[0], dtype=np.int64)
+        for (i, j), var in self.x.items():
+            if (var.value() or 0) > 0.5:
+                assignment[i] = chosen.index(j)
+        objective = float(self.cost[np.arange(len(assignment)),
+                                    np.array(chosen)[assignment]].sum())
+        return chosen, assignment, objective
+
+
+def capacitated_p_median(
+    cost: np.ndarray,
+    demand: np.ndarray,
+    *,
+    p: int,
+    capacity: float,
+    adjacency: sp.csr_matrix,
+    home: np.ndarray,
+    time_limit: float,
+    solver: str = "highs",
+) -> PointPlan:
+    """Choose ``p`` of the candidates and assign every CD to one of them.
+
+    ``cost[i, j]`` is the walk of CD ``i``'s residents to candidate ``j`` (person-
+    metres), ``demand[i]`` its residents, ``home[j]`` the CD candidate ``j`` stands
+    in (a chosen point serves its own CD). ``time_limit`` caps each solve. Raises
+    :class:`PartitionError` when no assignment meets the capacity.
+    """
+    n, m = cost.shape
+    if not 1 <= p <= m:
+        raise PartitionError(f"cannot choose {p} point(s) from {m} candidate(s)")
+    star = _Model(cost, demand, p=p, capacity=capacity, home=home)
+    _star_rows(star, adjacency)
+    best: tuple[list[int], np.ndarray, float] | None = None
+    if star.solve(solver, time_limit) not in ("Infeasible", "NoPlan"):
+        best = star.plan()
+    exact = _Model(cost, demand, p=p, capacity=capacity, home=home)
+    for rounds in range(1, MAX_ROUNDS + 1):
+        state = exact.solve(solver, time_limit, cutoff=None if best is None else best[2])
+        if state == "Infeasible":
+            if best is None:
+                raise PartitionError(
+                    f"no assignment of CDs to {p} point(s) keeps each within {capacity:,.0f} "
+                    "residents; raise registration.capacity_share or the number of points"
+                )
+            return PointPlan(*best, status="optimal", rounds=rounds)  # nothing beats it
+        if state == "NoPlan":
+            break
+        chosen, assignment, objective = exact.plan()
+        roots = [int(home[j]) for j in chosen]
+        pieces = _cut_off(adjacency, assignment, roots)
+        if not pieces:
+            if state == "Optimal":
+                return PointPlan(chosen, assignment, objective, "optimal", rounds)
+            break
+        if rounds == MAX_ROUNDS and best is None:
+            _join_pieces(adjacency, assignment, roots, cost[:, chosen])
+            objective = float(cost[np.arange(n), np.array(chosen)[assignment]].sum())
+            return PointPlan(chosen, assignment, objective, "repaired", rounds)
+        for point, piece in pieces:
+            j = chosen[point]
+            around = _neighbours(adjacency, piece)
+            for i in piece:
+                if (i, j) in exact.x:
+                    exact.problem += (exact.x[i, j]
+                                      <= pulp.lpSum(exact.x[v, j] for v in around
+                                                    if (v, j) in exact.x))
+    if best is None:
+        raise PartitionError(f"the registration-point model ended without a plan in "
+                             f"{time_limit:.0f} s; raise registration.time_limit")
+    return PointPlan(*best, status="star", rounds=MAX_ROUNDS)
+
+
+def _star_rows(model: _Model, adjacency: sp.csr_matrix) -> None:
+    """A CD joins a point only if a neighbour fewer CD steps from the point's CD does."""
+    steps = shortest_path(adjacency, unweighted=True, directed=False,
+                          indices=np.unique(model.home))
+    row_of = {int(c): r for r, c in enumerate(np.unique(model.home))}
+    for (i, j), var in model.x.items():
+        if i == int(model.home[j]):
+            continue
+        distance = steps[row_of[int(model.home[j])]]
+        closer = [model.x[v, j] for v in adjacency.indices[adjacency.indptr[i]:
+                                                              adjacency.indptr[i + 1]]
+                  if distance[v] < distance[i] and (v, j) in model.x]
+        model.problem += var <= pulp.lpSum(closer)
+
+
+def _join_pieces(
+    adjacency: sp.csr_matrix, assignment: np.ndarray, roots: list[int], cost: np.ndarray
+) -> None:
+    """Join pieces cut off from their point to a neighbouring RD, until every RD is
+    connected: each step takes a piece that touches another RD's connected part (its
+    point's component) and gives it to the cheapest such RD. That part only grows, so
+    this ends."""
+    while pieces := _cut_off(adjacency, assignment, roots):
+        cut = {i for _, piece in pieces for i in piece}
+        for _, piece in pieces:
+            around = {int(assignment[v]) for v in _neighbours(adjacency, piece) if v not in cut}
+            if around:
+                assignment[piece] = min(around, key=lambda t: (float(cost[piece, t].sum()), t))
+                break
+
+
+def _allowed_pairs(cost: np.ndarray, home: np.ndarray) -> list[tuple[int, int]]:
+    """Every CD × candidate pair, or for large models each CD's nearest candidates
+    (and each candidate's own CD)."""
+    n, m = cost.shape
+    if n * m <= FULL_PAIRS:
+        return [(i, j) for i in range(n) for j in range(m)]
+    pairs: set[tuple[int, int]] = set()
+    nearest = np.argsort(cost, axis=1, kind="stable")[:, :NEAREST]
+    for i in range(n):
+        pairs.update((i, int(j)) for j in nearest[i])
+    pairs.update((int(home[j]), j) for j in range(m))
+    return sorted(pairs)
+
+
+def _cut_off(
+    adjacency: sp.csr_matrix, assignment: np.ndarray, roots: list[int]
+) -> list[tuple[int, list[int]]]:
+    """Pieces of each district not connected to its point's CD: (district, CDs)."""
+    out = []
+    for point, root in enumerate(roots):
+        members = np.flatnonzero(assignment == point)
+        sub = adjacency[members][:, members]
+        _, labels = connected_components(sub, directed=False)
+        own = labels[np.searchsorted(members, root)]
+        for label in sorted(set(labels.tolist()) - {int(own)}):
+            out.append((point, members[labels == label].tolist()))
+    return out
+
+
+def _neighbours(adjacency: sp.csr_matrix, piece: list[int]) -> list[int]:
+    inside = set(piece)
+    around = {int(v) for i in piece
+              for v in adjacency.indices[adjacency.indptr[i]:adjacency.indptr[i + 1]]}
+    return sorted(around - inside)
+
+
+def point_count(residents: float, *, points: int | None, residents_per_point: float) -> int:
+    """How many points to open: the configured number, or one per ``residents_per_point``."""
+    if points is not None:
+        return points
+    return max(1, round(residents / residents_per_point))
+
+
+def point_capacity(residents: np.ndarray, p: int, *, share: float) -> float:
+    """Most residents one point serves: ``share`` × the mean point's, and at least the
+    largest CD (a CD is never split between points)."""
+    return max(share * float(residents.sum()) / p, float(residents.max()), 1.0)
