@@ -64,6 +64,9 @@ def test_plan_writes_the_output_contract_and_it_checks_out(
     assert (units["walk_min"] >= 0).all() and units["walk_min"].sum() > 0
     assert (cds.loc[cds["n_units"] > 1, "tour_m"] > 0).all()
     assert cds["walk_min"].sum() == pytest.approx(units["walk_min"].sum(), rel=1e-6)
+    # ... and a CD's walking minutes are its tour at 4.5 km/h, over the round and callbacks
+    tour_minutes = cds["tour_m"] / (4500 / 60) * 1.15
+    assert (cds["walk_min"] - tour_minutes).abs().max() <= 1e-3 * cds["n_units"].max() + 0.1
     # one sheet per CD and the sheets list every unit once
     sheets = sorted((out / "sheets").glob("*.csv"))
     assert len(sheets) == len(cds)
@@ -134,6 +137,24 @@ def test_demo_reproduces_the_seed_staffing(tmp_path: Path) -> None:
     assert (out / "register.gpkg").is_file()
     report = check_plan(out)
     assert report.ok, [str(v) for v in report.violations]
+    # The field organisation of issue 6: spans, balance, points and the staffing plan.
+    spans = summary["instructor_spans"]["distribution"]
+    assert all(5 <= int(span) <= 8 for span in spans)
+    assert sum(spans.values()) == counts["instructor_districts"]
+    assert summary["utilization"]["share_within_bounds"] == 1.0
+    assert 0 < summary["registration_walk"]["mean_m"] <= summary["registration_walk"]["max_m"]
+    staff = summary["staffing"]
+    assert staff["interviewers"] == counts["counting_districts"]
+    assert staff["instructor_controllers"] == counts["instructor_districts"]
+    assert staff["vs_seed"]["interviewers"] == counts["counting_districts"] - 169
+    table = pd.read_csv(out / "staffing.csv", dtype={"settlement_id": str})
+    assert table.iloc[-1]["settlement_id"] == "TOTAL"
+    assert int(table.iloc[-1]["interviewers"]) == counts["counting_districts"]
+    assert (out / "staffing.xlsx").is_file()
+    ids = layer(out, "instructor_districts")
+    for code, group in ids.groupby("settlement_id"):
+        mean = group["workload"].mean()
+        assert ((group["workload"] - mean).abs() <= 0.15 * mean + 1e-6).all(), code
 
 
 def test_an_internal_error_is_one_message_not_a_traceback(
