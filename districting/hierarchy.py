@@ -192,8 +192,11 @@ def plan_settlement(
                          "CD's workload with its walking tour within bounds")
     cd_workload = np.bincount(labels, weights=workload, minlength=k)
     cd_adj = quotient_adjacency(adj, labels, k)
-    id_labels, id_exception = _instructor_districts(cd_adj, cd_workload, config=config,
-                                                    seed=rng_seed)
+    id_labels, id_exception, id_late = _instructor_districts(cd_adj, cd_workload,
+                                                             config=config, seed=rng_seed)
+    if id_late:
+        notes.append(f"settlement {sid}: the ID search hit the {config.time_limit:.0f} s time "
+                     "limit; the IDs may differ on a faster or slower machine")
     n_id = int(id_labels.max()) + 1
 
     # Number IDs in reading order, then CDs in reading order within each ID.
@@ -481,14 +484,16 @@ def _cd_exceptions(
 
 def _instructor_districts(
     cd_adj: sp.csr_matrix, cd_workload: np.ndarray, *, config: Config, seed: int
-) -> tuple[np.ndarray, list[str]]:
+) -> tuple[np.ndarray, list[str], bool]:
     """Group contiguous CDs into IDs balanced on workload, with spans in the range.
 
     The number of IDs follows from the span target. Each ID's workload must lie within
     ``instructor.tolerance`` of the mean ID's: the partition core draws them (proven
     optimal on the CD graph when it is small), then single CD moves bring any span
     outside ``span_min``–``span_max`` back, keeping the workload bounds. If no grouping
-    meets the workload bounds, IDs are drawn on spans alone and said so.
+    meets the workload bounds, IDs are drawn on spans alone and said so. Returns the
+    ID of each CD, each ID's exception ("" for none), and whether the time limit cut
+    the search short.
     """
     norms = config.instructor
     n = cd_adj.shape[0]
@@ -496,14 +501,16 @@ def _instructor_districts(
     k = min(k, n)
     mean = float(cd_workload.sum()) / k
     lower, upper = mean * (1 - norms.tolerance), mean * (1 + norms.tolerance)
-    labels, _ = _districts(cd_adj, cd_workload, k=k, lower=lower, upper=upper,
-                           seed=seed + 1, time_limit=config.time_limit)
+    labels, timed_out = _districts(cd_adj, cd_workload, k=k, lower=lower, upper=upper,
+                                   seed=seed + 1, time_limit=config.time_limit)
     totals = np.bincount(labels, weights=cd_workload, minlength=k)
     balanced = bool(((totals >= lower - 1e-6) & (totals <= upper + 1e-6)).all())
     if not balanced:
-        labels, _ = _districts(cd_adj, np.ones(n), k=k,
-                               lower=norms.span_min if feasible else 1, upper=norms.span_max,
-                               seed=seed + 1, time_limit=config.time_limit)
+        labels, late = _districts(cd_adj, np.ones(n), k=k,
+                                  lower=norms.span_min if feasible else 1,
+                                  upper=norms.span_max, seed=seed + 1,
+                                  time_limit=config.time_limit)
+        timed_out = timed_out or late
     elif feasible:
         _repair_spans(cd_adj, labels, cd_workload, span=(norms.span_min, norms.span_max),
                       bounds=(lower, upper))
@@ -519,7 +526,7 @@ def _instructor_districts(
             problems.append(f"workload {total:.0f} outside [{lower:.0f}, {upper:.0f}] "
                             f"(±{norms.tolerance:.0%} of the mean ID)")
         exceptions.append("; ".join(problems))
-    return labels, exceptions
+    return labels, exceptions, timed_out
 
 
 def _repair_spans(
@@ -607,10 +614,11 @@ def _registration_districts(
         )
     wanted = point_count(float(residents.sum()), points=norms.points,
                          residents_per_point=norms.residents_per_point)
-    p = min(wanted, len(candidates))
+    # A point serves its own CD, so two points never share one: at most one per CD.
+    p = min(wanted, len(set(cd_of_node[candidates].tolist())))
     if p < wanted:
         notes.append(f"settlement {sid}: {wanted} registration points wanted, only {p} "
-                     "candidate building(s)")
+                     "CD(s) hold a candidate building")
     inhabited = np.flatnonzero(people > 0)
     walk = walks.between(inhabited, np.array(candidates))
     to_cd = sp.csr_matrix((people[inhabited], (cd_of_node[inhabited], np.arange(len(inhabited)))),
@@ -627,7 +635,11 @@ def _registration_districts(
         solution = capacitated_p_median(cost, residents, p=p, capacity=float(residents.sum()),
                                         adjacency=cd_adj, home=home,
                                         time_limit=norms.time_limit)
-    if solution.status == "repaired":
+    if solution.status == "feasible":
+        notes.append(f"settlement {sid}: the registration-point model hit its "
+                     f"{norms.time_limit:.0f} s limit (registration.time_limit); the points "
+                     "may differ on a faster or slower machine")
+    elif solution.status == "repaired":
         notes.append(f"settlement {sid}: the registration-point model did not give connected "
                      f"districts in {solution.rounds} rounds; pieces were joined to a "
                      "neighbouring district, which may exceed its capacity")

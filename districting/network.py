@@ -122,7 +122,11 @@ class StreetNetwork:
             for s in range(0, len(unique), SOURCE_CHUNK)
         ])
         street = table[inverse][:, nodes_from].T
-        return access_from[:, None] + street + access_to[None, :]
+        matrix = access_from[:, None] + street + access_to[None, :]
+        # Two points at one street node walk straight across, as in distance_matrix.
+        same_node = nodes_from[:, None] == nodes_to[None, :]
+        direct = np.linalg.norm(xy_from[:, None, :] - xy_to[None, :, :], axis=2)
+        return np.where(same_node, np.minimum(matrix, direct), matrix)
 
 
 class Walks:

@@ -43,8 +43,10 @@ class PointPlan:
     """The chosen points (candidate indices, ascending), each CD's point (an index into
     ``chosen``), the total person-metres, and how good it is known to be: ``optimal``
     (over all connected RDs), ``star`` (optimal over RDs that grow outward from their
-    point) or ``repaired`` (pieces joined to a neighbouring RD after the rounds ran
-    out, where no star plan meets the capacity; the capacity may then be exceeded)."""
+    point), ``feasible`` (a solve was cut short by the time limit, so the plan may
+    differ on another machine) or ``repaired`` (pieces joined to a neighbouring RD
+    after the rounds ran out, where no star plan meets the capacity; the capacity may
+    then be exceeded)."""
 
     chosen: list[int]
     assignment: np.ndarray
@@ -57,13 +59,12 @@ class _Model:
     """The p-median core shared by both steps: choose, assign, capacity, own CD."""
 
     def __init__(self, cost: np.ndarray, demand: np.ndarray, *, p: int, capacity: float,
-                 home: np.ndarray) -> None:
+                 home: np.ndarray, pairs: list[tuple[int, int]]) -> None:
         n, m = cost.shape
-        self.cost, self.home = cost, home
+        self.cost, self.home, self.p = cost, home, p
         self.problem = pulp.LpProblem("registration_points", pulp.LpMinimize)
         self.y = {j: pulp.LpVariable(f"y_{j}", cat="Binary") for j in range(m)}
-        self.x = {(i, j): pulp.LpVariable(f"x_{i}_{j}", cat="Binary")
-                  for i, j in _allowed_pairs(cost, home)}
+        self.x = {(i, j): pulp.LpVariable(f"x_{i}_{j}", cat="Binary") for i, j in pairs}
         # Person-metres can be large: scale them so the LP stays well conditioned.
         self.scale = max(float(cost.max()), 1.0)
         self.problem += pulp.lpSum(float(cost[i, j]) / self.scale * var
@@ -82,24 +83,42 @@ class _Model:
                              <= capacity * self.y[j]), f"capacity_{j}"
             self.problem += self.x[int(home[j]), j] >= self.y[j], f"home_{j}"
 
-    def solve(self, solver: str, time_limit: float, cutoff: float | None = None) -> str:
+    def solve(self, solver: str, time_limit: float,
+              cutoff: float | None = None) -> tuple[str, _Solution | None]:
+        """``("optimal" | "feasible", plan)`` (proven, or stopped by the time limit),
+        ``("infeasible", None)`` (nothing meets the constraints and the cutoff) or
+        ``("none", None)`` (the time limit came before any plan)."""
         bound = None if cutoff is None else cutoff / self.scale * (1 + 1e-9) + 1e-9
         with _native_output_silenced():
             self.problem.solve(_solver(solver, time_limit, cutoff=bound))
-        state = pulp.LpStatus[self.problem.status]
-        if state == "Optimal" or all(var.value() is not None for var in self.x.values()):
-            return state
-        return "Infeasible" if state == "Infeasible" else "NoPlan"
+        solution = self.problem.sol_status
+        if (pulp.LpStatus[self.problem.status] == "Infeasible"
+                or solution == pulp.LpSolutionInfeasible):
+            return "infeasible", None
+        if solution not in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
+            return "none", None
+        plan = self._plan()
+        if plan is None:
+            return "none", None
+        return ("optimal" if solution == pulp.LpSolutionOptimal else "feasible"), plan
 
-    def plan(self) -> tuple[list[int], np.ndarray, float]:
+    def _plan(self) -> _Solution | None:
+        """The solution's points and assignment, if it gives every CD exactly one point."""
         chosen = sorted(j for j, var in self.y.items() if (var.value() or 0) > 0.5)
-        assignment = np.empty(self.cost.shape[0], dtype=np.int64)
+        assignment = np.full(self.cost.shape[0], -1, dtype=np.int64)
         for (i, j), var in self.x.items():
             if (var.value() or 0) > 0.5:
+                if assignment[i] >= 0 or j not in chosen:
+                    return None
                 assignment[i] = chosen.index(j)
+        if len(chosen) != self.p or (assignment < 0).any():
+            return None
         objective = float(self.cost[np.arange(len(assignment)),
                                     np.array(chosen)[assignment]].sum())
         return chosen, assignment, objective
+
+
+_Solution = tuple[list[int], np.ndarray, float]
 
 
 def capacitated_p_median(
@@ -117,36 +136,67 @@ def capacitated_p_median(
 
     ``cost[i, j]`` is the walk of CD ``i``'s residents to candidate ``j`` (person-
     metres), ``demand[i]`` its residents, ``home[j]`` the CD candidate ``j`` stands
-    in (a chosen point serves its own CD). ``time_limit`` caps each solve. Raises
-    :class:`PartitionError` when no assignment meets the capacity.
+    in (a chosen point serves its own CD, so two chosen points never share a CD).
+    ``time_limit`` caps each solve; a plan it cut short has status ``feasible`` and
+    may differ on another machine. Raises :class:`PartitionError` when no assignment
+    meets the capacity, or the time limit came before any plan.
     """
-    n, m = cost.shape
-    if not 1 <= p <= m:
-        raise PartitionError(f"cannot choose {p} point(s) from {m} candidate(s)")
-    star = _Model(cost, demand, p=p, capacity=capacity, home=home)
-    _star_rows(star, adjacency)
-    best: tuple[list[int], np.ndarray, float] | None = None
-    if star.solve(solver, time_limit) not in ("Infeasible", "NoPlan"):
-        best = star.plan()
-    exact = _Model(cost, demand, p=p, capacity=capacity, home=home)
+    n = cost.shape[0]
+    if not 1 <= p <= len(np.unique(home)):
+        raise PartitionError(f"cannot choose {p} point(s) from candidates in "
+                             f"{len(np.unique(home))} CD(s); a point serves its own CD")
+    steps = _steps_from_homes(adjacency, home)
+    pairs = _allowed_pairs(cost, home, steps, p=p)
+    try:
+        return _solve(cost, demand, p=p, capacity=capacity, adjacency=adjacency, home=home,
+                      steps=steps, pairs=pairs, time_limit=time_limit, solver=solver)
+    except PartitionError:
+        full = [(i, j) for i in range(n) for j in range(cost.shape[1])]
+        if len(pairs) == len(full):
+            raise
+        # Each CD was limited to its nearest candidates; that may be what made it fail.
+        return _solve(cost, demand, p=p, capacity=capacity, adjacency=adjacency, home=home,
+                      steps=steps, pairs=full, time_limit=time_limit, solver=solver)
+
+
+def _solve(
+    cost: np.ndarray,
+    demand: np.ndarray,
+    *,
+    p: int,
+    capacity: float,
+    adjacency: sp.csr_matrix,
+    home: np.ndarray,
+    steps: np.ndarray,
+    pairs: list[tuple[int, int]],
+    time_limit: float,
+    solver: str,
+) -> PointPlan:
+    """The star model, then the exact model with lazy connectivity cuts (see module)."""
+    n = cost.shape[0]
+    star = _Model(cost, demand, p=p, capacity=capacity, home=home, pairs=pairs)
+    _star_rows(star, adjacency, steps)
+    state, best = star.solve(solver, time_limit)
+    star_state = state
+    exact = _Model(cost, demand, p=p, capacity=capacity, home=home, pairs=pairs)
     for rounds in range(1, MAX_ROUNDS + 1):
-        state = exact.solve(solver, time_limit, cutoff=None if best is None else best[2])
-        if state == "Infeasible":
+        state, found = exact.solve(solver, time_limit, cutoff=None if best is None else best[2])
+        if state == "infeasible":
             if best is None:
-                raise PartitionError(
-                    f"no assignment of CDs to {p} point(s) keeps each within {capacity:,.0f} "
-                    "residents; raise registration.capacity_share or the number of points"
-                )
-            return PointPlan(*best, status="optimal", rounds=rounds)  # nothing beats it
-        if state == "NoPlan":
+                break
+            # Nothing connected or not beats the star plan: it is optimal if it was proven.
+            return PointPlan(*best, status="optimal" if star_state == "optimal" else "feasible",
+                             rounds=rounds)
+        if found is None:
             break
-        chosen, assignment, objective = exact.plan()
+        chosen, assignment, objective = found
         roots = [int(home[j]) for j in chosen]
         pieces = _cut_off(adjacency, assignment, roots)
         if not pieces:
-            if state == "Optimal":
-                return PointPlan(chosen, assignment, objective, "optimal", rounds)
-            break
+            return PointPlan(chosen, assignment, objective,
+                             "optimal" if state == "optimal" else "feasible", rounds)
+        if state == "feasible" and best is not None:
+            break  # the time limit cut this round short; more rounds would cost as much
         if rounds == MAX_ROUNDS and best is None:
             _join_pieces(adjacency, assignment, roots, cost[:, chosen])
             objective = float(cost[np.arange(n), np.array(chosen)[assignment]].sum())
@@ -159,24 +209,33 @@ def capacitated_p_median(
                     exact.problem += (exact.x[i, j]
                                       <= pulp.lpSum(exact.x[v, j] for v in around
                                                     if (v, j) in exact.x))
-    if best is None:
-        raise PartitionError(f"the registration-point model ended without a plan in "
+    if best is not None:
+        return PointPlan(*best, status="star" if star_state == "optimal" else "feasible",
+                         rounds=MAX_ROUNDS)
+    if "none" in (star_state, state):
+        raise PartitionError(f"the registration-point model found no plan within "
                              f"{time_limit:.0f} s; raise registration.time_limit")
-    return PointPlan(*best, status="star", rounds=MAX_ROUNDS)
+    raise PartitionError(
+        f"no assignment of CDs to {p} point(s) keeps each within {capacity:,.0f} "
+        "residents; raise registration.capacity_share or the number of points"
+    )
 
 
-def _star_rows(model: _Model, adjacency: sp.csr_matrix) -> None:
+def _steps_from_homes(adjacency: sp.csr_matrix, home: np.ndarray) -> np.ndarray:
+    """CD steps from each candidate's CD to every CD (``len(home) × n``)."""
+    homes, inverse = np.unique(home, return_inverse=True)
+    table = shortest_path(adjacency, unweighted=True, directed=False, indices=homes)
+    return np.asarray(table)[inverse]
+
+
+def _star_rows(model: _Model, adjacency: sp.csr_matrix, steps: np.ndarray) -> None:
     """A CD joins a point only if a neighbour fewer CD steps from the point's CD does."""
-    steps = shortest_path(adjacency, unweighted=True, directed=False,
-                          indices=np.unique(model.home))
-    row_of = {int(c): r for r, c in enumerate(np.unique(model.home))}
     for (i, j), var in model.x.items():
         if i == int(model.home[j]):
             continue
-        distance = steps[row_of[int(model.home[j])]]
         closer = [model.x[v, j] for v in adjacency.indices[adjacency.indptr[i]:
                                                               adjacency.indptr[i + 1]]
-                  if distance[v] < distance[i] and (v, j) in model.x]
+                  if steps[j, v] < steps[j, i] and (v, j) in model.x]
         model.problem += var <= pulp.lpSum(closer)
 
 
@@ -196,16 +255,19 @@ def _join_pieces(
                 break
 
 
-def _allowed_pairs(cost: np.ndarray, home: np.ndarray) -> list[tuple[int, int]]:
-    """Every CD × candidate pair, or for large models each CD's nearest candidates
-    (and each candidate's own CD)."""
+def _allowed_pairs(cost: np.ndarray, home: np.ndarray, steps: np.ndarray, *,
+                   p: int) -> list[tuple[int, int]]:
+    """Every CD × candidate pair, or for large models each CD's nearest candidates in
+    CD steps (ties by cost; at least ``NEAREST`` and three times as many as there are
+    candidates per point), and each candidate's own CD."""
     n, m = cost.shape
     if n * m <= FULL_PAIRS:
         return [(i, j) for i in range(n) for j in range(m)]
+    keep = min(m, max(NEAREST, 3 * -(-m // p)))
     pairs: set[tuple[int, int]] = set()
-    nearest = np.argsort(cost, axis=1, kind="stable")[:, :NEAREST]
     for i in range(n):
-        pairs.update((i, int(j)) for j in nearest[i])
+        order = np.lexsort((np.arange(m), cost[i], steps[:, i]))[:keep]
+        pairs.update((i, int(j)) for j in order)
     pairs.update((int(home[j]), j) for j in range(m))
     return sorted(pairs)
 

@@ -48,10 +48,14 @@ def online_shares(
     n = len(buildings)
     shares = np.full(n, norms.online_share, dtype=float)
     if norms.online_share_by_type:
+        from_layer = (buildings["settlement_id"].astype(str).str.strip().map(settlement_types)
+                      if settlement_types else None)
         if SETTLEMENT_TYPE_COLUMN in buildings.columns:
             kinds = buildings[SETTLEMENT_TYPE_COLUMN].fillna("").astype(str).str.strip()
-        elif settlement_types:
-            kinds = buildings["settlement_id"].astype(str).str.strip().map(settlement_types)
+            if from_layer is not None:  # a blank cell takes the settlements layer's type
+                kinds = kinds.where(kinds != "", from_layer)
+        elif from_layer is not None:
+            kinds = from_layer
         else:
             raise ConfigError(
                 f"workload.online_share_by_type needs a '{SETTLEMENT_TYPE_COLUMN}' column in "

@@ -79,3 +79,18 @@ def test_layers_without_ids_are_refused() -> None:
     nodes, edges = street_layers({1: (0, 0), 2: (1, 0)}, [(1, 2)])
     with pytest.raises(InputFileError, match="street_edges"):
         street_network_from_layers(nodes, edges.drop(columns="u"), crs=CRS)
+
+
+def test_walks_to_a_few_points_agree_with_walks_among_all() -> None:
+    from districting.network import Walks
+
+    network = river_town()
+    xy = np.array([[100.0, -10.0], [800.0, 10.0], [200.0, 110.0], [900.0, 95.0],
+                   [110.0, -5.0]])  # the last is beside the first, at the same street node
+    walks = Walks(xy, network)
+    among = walks.among(np.arange(5))
+    between = walks.between(np.arange(5), np.array([0, 3]))
+    assert np.allclose(between, among[:, [0, 3]])
+    assert between[4, 0] == pytest.approx(np.hypot(10, 5))  # straight across, not via the node
+    length, share = walks.tour(np.array([0, 1, 3]))
+    assert share.sum() == pytest.approx(length)

@@ -152,7 +152,7 @@ def test_pieces_left_after_the_last_round_join_a_neighbour(
     # near one); the star model is made infeasible to reach the last fallback.
     monkeypatch.setattr(registration, "MAX_ROUNDS", 1)
     monkeypatch.setattr(registration, "_star_rows",
-                        lambda model, adjacency: model.problem.addConstraint(
+                        lambda model, adjacency, steps: model.problem.addConstraint(
                             pulp.lpSum(model.y.values()) >= len(model.y) + 1))
     adj, cost = split_path()
     plan = capacitated_p_median(cost, np.ones(5), p=2, capacity=5, adjacency=adj,
@@ -170,3 +170,16 @@ def test_star_plan_is_kept_when_the_rounds_run_out(monkeypatch: pytest.MonkeyPat
                                 home=np.array([0, 4]), time_limit=30)
     assert plan.status == "star"
     check_plan(plan, cost, np.ones(5), adj, np.array([0, 4]), p=2, capacity=5)
+
+
+def test_two_candidates_in_one_cd_are_never_both_chosen() -> None:
+    adj, _ = grid(1, 4)
+    cost = np.array([[0.0, 0, 9], [1, 1, 8], [2, 2, 1], [3, 3, 0]])
+    home = np.array([0, 0, 3])
+    plan = capacitated_p_median(cost, np.ones(4), p=2, capacity=4, adjacency=adj, home=home,
+                                time_limit=30)
+    assert len({int(home[j]) for j in plan.chosen}) == 2
+    check_plan(plan, cost, np.ones(4), adj, home, p=2, capacity=4)
+    with pytest.raises(PartitionError, match="candidates in 2 CD"):
+        capacitated_p_median(cost, np.ones(4), p=3, capacity=4, adjacency=adj, home=home,
+                             time_limit=30)

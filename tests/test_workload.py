@@ -84,6 +84,9 @@ def test_settlement_types_may_come_from_the_settlements_layer() -> None:
     assert shares.tolist() == [0.3, 0.1]
     with pytest.raises(ConfigError, match="needs a 'settlement_type' column"):
         online_shares(buildings, norms=norms)
+    buildings["settlement_type"] = ["", "city"]  # a blank cell takes the layer's type
+    shares = online_shares(buildings, norms=norms, settlement_types={"1": "village", "2": "x"})
+    assert shares.tolist() == [0.1, 0.3]
 
 
 def test_bad_online_share_cells_are_named_by_row() -> None:
