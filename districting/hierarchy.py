@@ -68,6 +68,10 @@ class SettlementPlan:
     walk_min: np.ndarray = field(default_factory=lambda: np.zeros(0))
     #: Units moved between CDs to bring a CD's workload with its tour within bounds.
     walk_moves: int = 0
+    #: Each unit's place in its CD's walking route (1, 2, …; 0 for a unit with no
+    #: households, which is not visited), and each CD's length walked in register order.
+    visit_order: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    naive_m: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def cd_code(self, cd: int) -> str:
         return f"{self.id_code(int(self.id_of_cd[cd]))}-{cd + 1:03d}"
@@ -217,8 +221,11 @@ def plan_settlement(
     cd_adj = quotient_adjacency(adj, cd_of_node, k)
     residents = np.bincount(cd_of_node, weights=local["residents"].to_numpy(float), minlength=k)
 
+    walks = walks or Walks(xy, None)
+    visit_order, naive_m = _routes(walks, cd_of_node, k,
+                                   inhabited=local["households"].to_numpy() > 0)
     points = _registration_districts(
-        cd_adj, residents, local, cd_of_node, walks or Walks(xy, None), config=config, sid=sid
+        cd_adj, residents, local, cd_of_node, walks, config=config, sid=sid
     )
     notes.extend(points.notes)
     tour_m = tour_m[cd_order]
@@ -245,6 +252,8 @@ def plan_settlement(
         tour_m=tour_m,
         walk_min=walk_min,
         walk_moves=moves,
+        visit_order=visit_order,
+        naive_m=naive_m,
     )
 
 
@@ -279,6 +288,19 @@ def _separate_parts(
     bridged = graph.edge_kind == "bridged"
     keep = ~bridged | small[own[graph.edges[:, 0]]] | small[own[graph.edges[:, 1]]]
     return adjacency_from_edges(graph.n, graph.edges[keep])
+
+
+def _routes(walks: Walks, cd_of_node: np.ndarray, k: int, *,
+            inhabited: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each unit's place in its CD's walking route through the inhabited units, and
+    each CD's length walked in register order instead (for comparison)."""
+    order = np.zeros(len(cd_of_node), dtype=np.int64)
+    naive = np.zeros(k)
+    for cd in range(k):
+        members = np.flatnonzero((cd_of_node == cd) & inhabited)
+        route, _, naive[cd] = walks.route(members)
+        order[members[route]] = np.arange(1, len(members) + 1)
+    return order, naive
 
 
 def _tour_walk(walks: Walks, inhabited: np.ndarray, *, config: Config) -> TourWalk:

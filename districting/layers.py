@@ -15,12 +15,12 @@ LAYER_FIELDS: dict[str, list[str]] = {
     "units": [
         "unit_id", "building_id", "settlement_id", "address", "dwellings", "residents",
         "households", "online_share", "workload", "walk_min", "cd_code", "id_code", "rd_code",
-        "dwelling_from", "dwelling_to",
+        "dwelling_from", "dwelling_to", "visit_order",
     ],
     "counting_districts": [
         "cd_code", "id_code", "rd_code", "settlement_id", "n_units", "dwellings", "residents",
         "workload", "workload_floor", "workload_ceiling", "utilization", "bound_exception",
-        "walk_min", "tour_m",
+        "walk_min", "tour_m", "naive_m",
     ],
     "instructor_districts": [
         "id_code", "settlement_id", "n_cd", "residents", "workload", "span_exception",

@@ -136,6 +136,7 @@ class Walks:
     def __init__(self, xy: np.ndarray, network: StreetNetwork | None) -> None:
         self.xy = np.asarray(xy, dtype=float)
         self.network = network
+        self._routes: dict[bytes, tuple[np.ndarray, np.ndarray, float]] = {}
 
     def among(self, members: np.ndarray) -> np.ndarray:
         """All walking distances between the given units, in metres."""
@@ -159,15 +160,32 @@ class Walks:
         """A short walking tour through the given units (see :func:`walking_tour`): its
         length, and each unit's share, half the legs that touch it, so that the shares
         add up to the tour. In metres."""
+        order, legs, _ = self._route(members)
         share = np.zeros(len(members))
-        if len(members) < 2:
-            return 0.0, share
-        matrix = self.among(members)
-        order, length = walking_tour(matrix)
-        legs = matrix[order[:-1], order[1:]] / 2.0
-        np.add.at(share, order[:-1], legs)
-        np.add.at(share, order[1:], legs)
-        return length, share
+        np.add.at(share, order[:-1], legs / 2.0)
+        np.add.at(share, order[1:], legs / 2.0)
+        return float(legs.sum()), share
+
+    def route(self, members: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """The walking order through the given units (positions into ``members``), its
+        length, and the length of walking them in the order given (the register's), in
+        metres."""
+        order, legs, naive = self._route(members)
+        return order, float(legs.sum()), naive
+
+    def _route(self, members: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """Order, legs along it, and the given order's length; remembered per set of units,
+        so a CD walked once (for its workload) is not walked again (for its sheet)."""
+        key = np.asarray(members, dtype=np.int64).tobytes()
+        if key not in self._routes:
+            if len(members) < 2:
+                self._routes[key] = (np.arange(len(members)), np.zeros(0), 0.0)
+            else:
+                matrix = self.among(members)
+                order, _ = walking_tour(matrix)
+                self._routes[key] = (order, matrix[order[:-1], order[1:]],
+                                     tour_length(matrix, np.arange(len(members))))
+        return self._routes[key]
 
 
 def street_network_from_layers(

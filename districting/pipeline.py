@@ -38,6 +38,8 @@ class PlanResult:
     layers: PlanLayers
     summary: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    #: The norms the plan was made with (the staffing plan and sheets use them too).
+    config: Config = field(default_factory=Config)
 
 
 def _require_polygons(units: gpd.GeoDataFrame, *, config: Config) -> None:
@@ -83,9 +85,12 @@ def plan_from_file(
 
 
 def plan_register(
-    raw: RawRegister, *, config: Config, seed: int, progress: bool = True
+    raw: RawRegister, *, config: Config, seed: int | None = None, progress: bool = True
 ) -> PlanResult:
-    """Plan a validated register: every stage after validation, ending in checked layers."""
+    """Plan a validated register: every stage after validation, ending in checked layers.
+
+    ``seed`` defaults to the config's."""
+    seed = config.seed if seed is None else seed
     started = time.monotonic()
     units = units_from_register(raw, config=config)
     _require_polygons(units, config=config)
@@ -163,7 +168,7 @@ def plan_register(
                                else "straight line")
     for line in warnings:
         logger.warning(line)
-    return PlanResult(layers=layers, summary=summary, warnings=warnings)
+    return PlanResult(layers=layers, summary=summary, warnings=warnings, config=config)
 
 
 def assemble_layers(
@@ -185,6 +190,7 @@ def assemble_layers(
     cd_code = np.empty(n, dtype=object)
     id_code = np.empty(n, dtype=object)
     rd_code = np.empty(n, dtype=object)
+    visit_order = np.zeros(n, dtype=np.int64)
     cd_rows, id_rows, rd_rows, point_rows, edge_rows = [], [], [], [], []
     cd_geoms, id_geoms, rd_geoms, point_geoms, edge_geoms = [], [], [], [], []
     capacity = (config.counting.capacity_minutes if config.workload.basis == "workload"
@@ -201,6 +207,7 @@ def assemble_layers(
         ids = [plan.id_code(i) for i in range(n_id)]
         rds = [plan.rd_code(r) for r in range(n_rd)]
         cd_code[pos] = [cds[c] for c in plan.cd_of_node]
+        visit_order[pos] = plan.visit_order
         id_code[pos] = [ids[plan.id_of_cd[c]] for c in plan.cd_of_node]
         rd_code[pos] = [rds[plan.rd_of_cd[c]] for c in plan.cd_of_node]
         cd_territory = dissolve(graph.tiles, plan.cd_of_node, k)
@@ -219,6 +226,7 @@ def assemble_layers(
                 "bound_exception": plan.cd_exception[c],
                 "walk_min": round(float(sums["walk_min"].iloc[c]), 3),
                 "tour_m": round(float(plan.tour_m[c]), 1),
+                "naive_m": round(float(plan.naive_m[c]), 1),
             })
             cd_geoms.append(cd_territory[c])
         id_territory = dissolve(cd_territory, plan.id_of_cd, n_id)
@@ -257,7 +265,8 @@ def assemble_layers(
             edge_rows.append({"u": unit_ids[pos[u]], "v": unit_ids[pos[v]],
                               "length_m": float(length), "kind": str(kind)})
             edge_geoms.append(shapely.LineString([points[pos[u]], points[pos[v]]]))
-    unit_frame = units.assign(cd_code=cd_code, id_code=id_code, rd_code=rd_code)
+    unit_frame = units.assign(cd_code=cd_code, id_code=id_code, rd_code=rd_code,
+                              visit_order=visit_order)
     settlement_sums = units.groupby("settlement_id")[["residents", "workload"]].sum()
     settlement_frame = polygons.assign(
         n_units=polygons["settlement_id"].map(units.groupby("settlement_id").size()).astype(int),
@@ -305,6 +314,20 @@ def _spans(ids: pd.DataFrame) -> dict[str, Any]:
         "workload_min": round(float(workload.min()), 1),
         "workload_max": round(float(workload.max()), 1),
         "exceptions": int((ids["span_exception"] != "").sum()),
+    }
+
+
+def _routes(cds: pd.DataFrame) -> dict[str, Any]:
+    """The CDs' walking routes against walking their units in register order."""
+    walked = cds[cds["naive_m"] > 0]
+    if walked.empty:
+        return {"cds": 0}
+    ratio = walked["tour_m"] / walked["naive_m"]
+    return {
+        "cds": len(walked),
+        "route_km": round(float(walked["tour_m"].sum()) / 1000, 2),
+        "register_order_km": round(float(walked["naive_m"].sum()) / 1000, 2),
+        "mean_route_vs_register_order": round(float(ratio.mean()), 4),
     }
 
 
@@ -383,6 +406,7 @@ def build_summary(
         "utilization": _utilization(cds),
         "instructor_spans": _spans(layers.instructor_districts),
         "registration_walk": _registration_walk(layers),
+        "routes": _routes(cds),
         "staffing": staffing_summary(staffing_table(layers, config=config)),
         "settlements": settlements,
         "config": asdict(config),

@@ -132,6 +132,7 @@ def _grid_units(
             "rd_code": [rd_code(b) for b in block_col],
             "dwelling_from": 0,
             "dwelling_to": 0,
+            "visit_order": (row % cd_rows) * cd_cols + col % cd_cols + 1,
             "walk_min": 0.0,
             "block_row": block_row,
             "block_col": block_col,
@@ -160,6 +161,7 @@ def _grid_cds(
     cds["bound_exception"] = ""
     cds["walk_min"] = 0.0
     cds["tour_m"] = 0.0
+    cds["naive_m"] = 0.0
     geometry = [
         tile_box(r * cd_rows, c * cd_cols, (r + 1) * cd_rows, (c + 1) * cd_cols, tile=tile)
         for r, c in zip(cds["block_row"], cds["block_col"], strict=True)

@@ -128,8 +128,8 @@ def _native_output_silenced() -> Iterator[None]:
     try:
         descriptor = sys.stdout.fileno()
     except (AttributeError, ValueError, io.UnsupportedOperation):
-        yield
-        return
+        # A notebook's stdout is not a file, but the library still writes to descriptor 1.
+        descriptor = 1
     sys.stdout.flush()
     saved = os.dup(descriptor)
     try:
