@@ -5,6 +5,12 @@ PY     := $(VENV)/bin/python
 CORE   := $(VENV)/.core-installed
 DEV    := $(VENV)/.dev-installed
 BENCH  := $(VENV)/.bench-installed
+# Front-end packages the browser tests serve in place of the CDN (no network at test time).
+WEB    := .cache/web/node_modules/.installed
+WEB_PACKAGES := leaflet@1.9.3 jquery@3.7.1 bootstrap@5.2.2 @fortawesome/fontawesome-free@6.2.0 \
+                leaflet-search@2.9.7
+# Debian's Chromium for the real-browser tests; installed with apt where missing.
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint bench bench-exact bench-heuristic clean
 
@@ -30,8 +36,17 @@ demo: $(CORE)
 	$(VENV)/bin/districting demo --out outputs/baikonur-2021
 	$(VENV)/bin/districting check outputs/baikonur-2021
 
-## test: the whole test suite
-test: $(DEV)
+$(WEB):
+	npm install --prefix .cache/web --no-audit --no-fund --silent $(WEB_PACKAGES)
+	@touch $@
+
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+
+## test: the whole test suite (installs Chromium and the front-end packages for browser tests)
+test: $(DEV) $(WEB) chromium
 	$(PY) -m pytest -q
 
 ## lint: ruff and mypy
@@ -53,4 +68,4 @@ bench-heuristic: $(BENCH)
 	$(PY) benchmarks/heuristic.py --timeout 120
 
 clean:
-	rm -rf $(VENV) outputs/baikonur-2021 .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .cache outputs/baikonur-2021 .pytest_cache .mypy_cache .ruff_cache

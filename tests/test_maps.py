@@ -7,6 +7,7 @@ import logging
 import re
 from pathlib import Path
 
+import folium
 import geopandas as gpd
 import pytest
 from shapely.geometry import LineString, Point, box
@@ -15,9 +16,14 @@ from shapely.ops import unary_union
 from districting.layers import PlanLayers
 from districting.outputs.maps import (
     CD_PALETTE,
+    CLASS_NAMES,
+    ID_PALETTE,
     LAYER_NAMES,
+    RD_PALETTE,
+    SEARCH_PLACEHOLDER,
     build_map,
     colour_counting_districts,
+    colour_districts,
     write_map,
 )
 
@@ -270,3 +276,113 @@ def test_map_of_a_large_plan_stays_under_5_mb() -> None:
     assert len(page.encode("utf-8")) < 5_000_000
     colours = colour_counting_districts(cds_gdf)
     assert len(set(colours.values())) <= len(CD_PALETTE)
+
+
+def _geojson_layers(fmap: folium.Map) -> list[folium.GeoJson]:
+    found: list[folium.GeoJson] = []
+
+    def visit(element) -> None:
+        if isinstance(element, folium.GeoJson):
+            found.append(element)
+        for child in element._children.values():
+            visit(child)
+
+    visit(fmap)
+    return found
+
+
+def test_every_layer_has_its_css_class(page: str) -> None:
+    for class_name in CLASS_NAMES.values():
+        assert f'"className": "{class_name}"' in page
+    small = render(make_layers(), max_units=0)
+    assert f'"className": "{CLASS_NAMES["units"]}"' not in small
+    assert f'"className": "{CLASS_NAMES["counting_districts"]}"' in small
+
+
+def test_every_layer_has_tooltips_and_popups(layers: PlanLayers) -> None:
+    geojsons = _geojson_layers(build_map(layers, title="Test plan"))
+    assert len(geojsons) == 6  # CDs, RDs, points, IDs, settlements, units
+    for layer in geojsons:
+        kinds = {type(child) for child in layer._children.values()}
+        assert {folium.GeoJsonTooltip, folium.GeoJsonPopup} <= kinds
+
+
+def test_features_carry_only_tip_and_label(layers: PlanLayers) -> None:
+    """No raw attribute reaches the page: only the tooltip HTML and the search label."""
+    for layer in _geojson_layers(build_map(layers, title="Test plan")):
+        for feature in layer.data["features"]:
+            assert set(feature["properties"]) <= {"tip", "label"}
+
+
+def test_rd_and_id_tooltips_show_walks_and_span(layers: PlanLayers, page: str) -> None:
+    rds = layers.registration_districts.assign(mean_walk_m=[150.0, 210.4], max_walk_m=[400, 980])
+    with_walks = PlanLayers(**{**layers.__dict__, "registration_districts": rds})
+    text = render(with_walks)
+    assert "Walk to the point: mean 150 m, max 400 m" in text
+    assert "Walk to the point: mean 210 m, max 980 m" in text
+    assert "Walk to the point: mean n/a m" in page  # the hand-made layers have no walks
+    for n_cd in layers.instructor_districts["n_cd"]:
+        assert f"Span: {n_cd} CDs" in page
+
+
+def test_map_has_a_search_over_codes_and_addresses(layers: PlanLayers, page: str) -> None:
+    assert "new L.Control.Search(" in page
+    assert "leaflet-search@2.9.7/dist/leaflet-search.min.js" in page
+    assert json.dumps(SEARCH_PLACEHOLDER) in page
+    for code in layers.counting_districts["cd_code"]:
+        assert f'"label": "CD {code}"' in page
+    for code in layers.instructor_districts["id_code"]:
+        assert f'"label": "ID {code}"' in page
+    unit = layers.units.iloc[5]
+    label = json.dumps(f"{unit['address']} · CD {unit['cd_code']}")
+    assert f'"label": {label}' in page
+    small = render(layers, max_units=0)  # units left out: codes only
+    assert "new L.Control.Search(" in small
+    assert label not in small
+    assert "addresses not searchable" in small
+
+
+def test_map_fits_the_data_on_opening(layers: PlanLayers, page: str) -> None:
+    assert ".fitBounds(" in page
+    bounds = layers.settlements.to_crs("EPSG:4326").total_bounds
+    match = re.search(r"\.fitBounds\(\s*\[\[([\d.]+), ([\d.]+)\], \[([\d.]+), ([\d.]+)\]\]", page)
+    assert match is not None
+    south, west, north, east = (float(v) for v in match.groups())
+    assert south == pytest.approx(bounds[1], abs=1e-5)
+    assert west == pytest.approx(bounds[0], abs=1e-5)
+    assert north == pytest.approx(bounds[3], abs=1e-5)
+    assert east == pytest.approx(bounds[2], abs=1e-5)
+
+
+def test_tiles_only_on_request(layers: PlanLayers, page: str) -> None:
+    assert "L.tileLayer" not in page
+    online = render(layers, tiles="OpenStreetMap")
+    assert online.count("L.tileLayer(") == 1
+    assert "tile.openstreetmap.org" in online
+
+
+def test_write_map_passes_tiles(layers: PlanLayers, tmp_path: Path) -> None:
+    write_map(layers, tmp_path / "online.html", title="Test plan", tiles="OpenStreetMap")
+    assert "L.tileLayer(" in (tmp_path / "online.html").read_text(encoding="utf-8")
+
+
+def test_same_plan_gives_byte_identical_files(tmp_path: Path) -> None:
+    write_map(make_layers(), tmp_path / "a.html", title="Test plan")
+    write_map(make_layers(), tmp_path / "b.html", title="Test plan")
+    assert (tmp_path / "a.html").read_bytes() == (tmp_path / "b.html").read_bytes()
+
+
+def test_neighbouring_ids_and_rds_get_different_colours(layers: PlanLayers, page: str) -> None:
+    for frame, field, palette in (
+        (layers.instructor_districts, "id_code", ID_PALETTE),
+        (layers.registration_districts, "rd_code", RD_PALETTE),
+    ):
+        colours = colour_districts(frame, field, palette=palette)
+        assert set(colours) == set(frame[field])
+        for i, a in frame.iterrows():
+            for j, b in frame.iterrows():
+                if i < j and a.geometry.distance(b.geometry) < 0.5:
+                    assert colours[a[field]] != colours[b[field]]
+        assert len(set(colours.values())) == len(frame)  # the two touch
+        for colour in colours.values():
+            assert f'"color": "{colour}"' in page

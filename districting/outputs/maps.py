@@ -1,13 +1,20 @@
 """An interactive folium map of a plan, for planners to inspect and approve the districts.
 
-The map is a single self-contained HTML file: toggleable layers for settlements,
-registration districts (with their registration points), instructor districts,
-counting districts and address units, tooltips with the workload figures, a
-title and a legend. It uses no tile server (the planners' machines are
-offline), so the districts are drawn on a plain background.
+The map is a single self-contained HTML file: layers toggled in a layer control
+(settlements, registration districts with their registration points, instructor
+districts, counting districts and address units), a tooltip and a popup with
+the figures of every district, a search box that finds an address or a
+district code, a title and a legend. The view fits the data on opening.
 
+By default it uses no tile server (the planners' machines are offline), so the
+districts are drawn on a plain background; ``tiles="OpenStreetMap"`` adds a
+background map for a user who is online.
+
+Each drawn shape carries a CSS class per layer (:data:`CLASS_NAMES`), e.g.
+``path.cd-shape`` for the counting districts, so a browser test can count them.
 The same layers always give the same HTML bytes: folium's random element ids
-are replaced by sequential ones before rendering.
+are replaced by sequential ones before rendering. The map holds no personal
+data: codes, addresses, counts and workloads only.
 """
 
 from __future__ import annotations
@@ -23,11 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import folium
+import folium.plugins
 import geopandas as gpd
 import networkx as nx
 import numpy as np
 import shapely
-from branca.element import Element, Figure
+from branca.element import Element, Figure, MacroElement
+from folium.elements import JSCSSMixin
+from folium.template import Template
 
 from districting.errors import DistrictingError
 from districting.layers import PlanLayers
@@ -40,6 +50,16 @@ CD_PALETTE: tuple[str, ...] = (
     "#a6d854", "#ffd92f", "#e5c494", "#b3b3b3",
 )
 
+#: Outline colours of instructor districts (dark, solid): neighbours never share one.
+ID_PALETTE: tuple[str, ...] = (
+    "#111111", "#a50026", "#313695", "#00441b", "#7f3b08", "#40004b",
+)
+
+#: Outline colours of registration districts (dashed) and their points.
+RD_PALETTE: tuple[str, ...] = (
+    "#2166ac", "#d6604d", "#1b9e77", "#7570b3", "#e7298a", "#b8860b",
+)
+
 #: Names of the map's layers, as shown in the layer control.
 LAYER_NAMES: dict[str, str] = {
     "counting_districts": "Counting districts",
@@ -49,17 +69,107 @@ LAYER_NAMES: dict[str, str] = {
     "units": "Address units",
 }
 
-#: Two counting districts closer than this (metres) count as touching.
+#: CSS class of each drawn shape, by layer (``path.cd-shape`` selects the CD polygons).
+CLASS_NAMES: dict[str, str] = {
+    "counting_districts": "cd-shape",
+    "registration_districts": "rd-shape",
+    "registration_points": "rd-point",
+    "instructor_districts": "id-shape",
+    "settlements": "settlement-shape",
+    "units": "unit-point",
+}
+
+#: Placeholder of the search box.
+SEARCH_PLACEHOLDER = "Find an address or a CD/ID/RD code"
+
+#: Two districts closer than this (metres) count as touching.
 ADJACENCY_TOLERANCE_M = 0.5
 
 _COORD_DECIMALS = 6
+_SEARCH_TIP_LIMIT = 25
 
 _STYLE_SETTLEMENT = {"color": "#444444", "weight": 2, "dashArray": "8 4", "fill": False}
-_STYLE_RD = {"color": "#1f4e9c", "weight": 2.5, "dashArray": "4 4", "fill": False}
-_STYLE_ID = {"color": "#000000", "weight": 4, "fill": False}
+_STYLE_RD = {"weight": 2.5, "dashArray": "4 4", "fill": False}
+_STYLE_ID = {"weight": 4, "fill": False}
 _STYLE_CD = {"color": "#555555", "weight": 1, "fillOpacity": 0.55}
-_STYLE_RD_POINT = {"radius": 7.0, "color": "#1f4e9c", "weight": 3.0, "fill_color": "#ffffff"}
+_STYLE_RD_POINT = {"radius": 7.0, "color": RD_PALETTE[0], "weight": 3.0, "fill_color": "#ffffff"}
 _STYLE_UNIT = {"radius": 2.5, "color": "#222222", "weight": 1.0, "fill_color": "#222222"}
+
+
+class _SearchControl(JSCSSMixin, MacroElement):
+    """A leaflet-search box over the ``label`` property of some GeoJSON layers.
+
+    Unlike :class:`folium.plugins.Search` it never adds its layers to the map (a
+    hidden layer stays hidden) and it covers several layers with one box: the
+    index of labels is built in the browser, on the first search, from the
+    layers' features. A found polygon is fitted in the view, a found point is
+    centred, and a popup with the feature's figures opens at it.
+    """
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = (function (map, sources) {
+            var index = null;
+            function buildIndex() {
+                index = {};
+                sources.forEach(function (source) {
+                    source.eachLayer(function (layer) {
+                        var props = layer.feature && layer.feature.properties;
+                        if (!props || !props.label || (props.label in index)) { return; }
+                        var isPoint = typeof layer.getLatLng === "function";
+                        var at = isPoint ? layer.getLatLng() : layer.getBounds().getCenter();
+                        var record = L.latLng(at.lat, at.lng);
+                        record.bounds = isPoint ? null : layer.getBounds();
+                        record.tip = props.tip;
+                        index[props.label] = record;
+                    });
+                });
+                return index;
+            }
+            var control = new L.Control.Search({
+                sourceData: function (text, callResponse) {
+                    callResponse(index || buildIndex());
+                    return {abort: function () {}};
+                },
+                formatData: function (records) { return records; },
+                initial: false,
+                autoType: false,
+                collapsed: false,
+                tooltipLimit: {{ this.tip_limit|tojson }},
+                textPlaceholder: {{ this.placeholder|tojson }},
+                textErr: "Not found",
+                position: "topleft",
+                moveToLocation: function (latlng, title, map) {
+                    if (latlng.bounds) {
+                        map.fitBounds(latlng.bounds, {maxZoom: 18});
+                    } else {
+                        map.setView(latlng, Math.max(map.getZoom(), 17));
+                    }
+                }
+            });
+            control.on("search:locationfound", function (e) {
+                if (e.latlng.tip) {
+                    L.popup({autoPan: false, maxWidth: 320})
+                        .setLatLng(e.latlng).setContent(e.latlng.tip).openOn(map);
+                }
+            });
+            map.addControl(control);
+            return control;
+        })({{ this._parent.get_name() }}, [
+            {%- for layer in this.sources %}{{ layer.get_name() }}{{ ", " if not loop.last }}
+            {%- endfor %}]);
+        {% endmacro %}
+    """)
+
+    default_js = folium.plugins.Search.default_js
+    default_css = folium.plugins.Search.default_css
+
+    def __init__(self, sources: Sequence[folium.GeoJson], *, placeholder: str) -> None:
+        super().__init__()
+        self._name = "SearchControl"
+        self.sources = list(sources)
+        self.placeholder = placeholder
+        self.tip_limit = _SEARCH_TIP_LIMIT
 
 
 def _circle(style: dict[str, Any], *, fill_opacity: float) -> folium.CircleMarker:
@@ -76,6 +186,7 @@ def build_map(
     title: str,
     max_units: int = 20000,
     simplify_m: float = 2.0,
+    tiles: str | None = None,
 ) -> folium.Map:
     """Build the interactive map of a plan.
 
@@ -88,10 +199,15 @@ def build_map(
         as synthetic here when it is; the map adds no such label itself.
     max_units
         The address-unit layer is left out (with a logged note and a line in
-        the legend) when the plan has more units than this.
+        the legend), and addresses are not searchable, when the plan has more
+        units than this.
     simplify_m
         Tolerance, in metres, for simplifying polygons for display (topology
         preserving); 0 keeps them exact.
+    tiles
+        A background tile layer, as folium names it (e.g. ``"OpenStreetMap"``),
+        for a user who is online; ``None`` (the default) draws no tiles, so the
+        map needs no tile server.
 
     Returns
     -------
@@ -131,54 +247,70 @@ def build_map(
                   [round(maxy, _COORD_DECIMALS), round(maxx, _COORD_DECIMALS)]]
         centre = [round((miny + maxy) / 2, _COORD_DECIMALS),
                   round((minx + maxx) / 2, _COORD_DECIMALS)]
-        fmap = folium.Map(tiles=None, control_scale=True, location=centre, zoom_start=13)
+        fmap = folium.Map(tiles=tiles, control_scale=True, location=centre, zoom_start=13)
     else:
         logger.warning("map: the plan has no geometries to show")
-        fmap = folium.Map(tiles=None, control_scale=True)
+        fmap = folium.Map(tiles=tiles, control_scale=True)
     figure = fmap.get_root()
     if not isinstance(figure, Figure):  # pragma: no cover - folium always makes one
         raise TypeError("folium.Map is not attached to a Figure")
     figure.header.add_child(Element(f"<title>{html.escape(title)}</title>"))
+    searchable: list[folium.GeoJson] = []
 
     # Added bottom to top: filled CDs first, outlines above them, points on top.
-    colours = colour_counting_districts(layers.counting_districts)
+    cd_colours = colour_counting_districts(layers.counting_districts)
     cd_group = folium.FeatureGroup(name=LAYER_NAMES["counting_districts"], show=True)
     if len(cds):
-        cd_fill = [colours[str(code)] for code in cds["cd_code"]]
-        _add_geojson(
-            cd_group, cds, [_cd_tooltip(row) for row in _records(cds)],
+        cd_fill = [cd_colours.get(str(code), CD_PALETTE[0]) for code in cds["cd_code"]]
+        searchable.append(_add_geojson(
+            cd_group, cds,
+            [{"tip": _cd_tooltip(row), "label": f"CD {row['cd_code']}"} for row in _records(cds)],
+            class_name=CLASS_NAMES["counting_districts"],
             style=lambda i: {**_STYLE_CD, "fillColor": cd_fill[i]},
             highlight={"weight": 3, "color": "#000000", "fillOpacity": 0.75},
-        )
+        ))
     cd_group.add_to(fmap)
 
+    rd_colours = colour_districts(layers.registration_districts, "rd_code", palette=RD_PALETTE)
     rd_group = folium.FeatureGroup(name=LAYER_NAMES["registration_districts"], show=True)
     if len(rds):
-        _add_geojson(
-            rd_group, rds, [_rd_tooltip(row) for row in _records(rds)],
-            style=lambda i: _STYLE_RD,
-        )
+        rd_line = [rd_colours.get(str(code), RD_PALETTE[0]) for code in rds["rd_code"]]
+        searchable.append(_add_geojson(
+            rd_group, rds,
+            [{"tip": _rd_tooltip(row), "label": _rd_label(row)} for row in _records(rds)],
+            class_name=CLASS_NAMES["registration_districts"],
+            style=lambda i: {**_STYLE_RD, "color": rd_line[i]},
+            highlight={"weight": 5},
+        ))
     if len(points):
-        popups = [_point_popup(row) for row in _records(points)]
+        point_line = [rd_colours.get(str(code), RD_PALETTE[0]) for code in points["rd_code"]]
         _add_geojson(
-            rd_group, points, popups, marker=_circle(_STYLE_RD_POINT, fill_opacity=1.0),
-            popup=True,
+            rd_group, points, [{"tip": _point_popup(row)} for row in _records(points)],
+            class_name=CLASS_NAMES["registration_points"],
+            style=lambda i: {"color": point_line[i]},
+            marker=_circle(_STYLE_RD_POINT, fill_opacity=1.0),
         )
     rd_group.add_to(fmap)
 
+    id_colours = colour_districts(layers.instructor_districts, "id_code", palette=ID_PALETTE)
     id_group = folium.FeatureGroup(name=LAYER_NAMES["instructor_districts"], show=True)
     if len(ids):
-        _add_geojson(
-            id_group, ids, [_id_tooltip(row) for row in _records(ids)],
-            style=lambda i: _STYLE_ID,
-        )
+        id_line = [id_colours.get(str(code), ID_PALETTE[0]) for code in ids["id_code"]]
+        searchable.append(_add_geojson(
+            id_group, ids,
+            [{"tip": _id_tooltip(row), "label": f"ID {row['id_code']}"} for row in _records(ids)],
+            class_name=CLASS_NAMES["instructor_districts"],
+            style=lambda i: {**_STYLE_ID, "color": id_line[i]},
+            highlight={"weight": 7},
+        ))
     id_group.add_to(fmap)
 
     st_group = folium.FeatureGroup(name=LAYER_NAMES["settlements"], show=True)
     if len(settlements):
         _add_geojson(
             st_group, settlements,
-            [_settlement_tooltip(row) for row in _records(settlements)],
+            [{"tip": _settlement_tooltip(row)} for row in _records(settlements)],
+            class_name=CLASS_NAMES["settlements"],
             style=lambda i: _STYLE_SETTLEMENT,
         )
     st_group.add_to(fmap)
@@ -186,20 +318,29 @@ def build_map(
     if units is not None:
         unit_group = folium.FeatureGroup(name=LAYER_NAMES["units"], show=False)
         if len(units):
-            _add_geojson(
-                unit_group, units, [_unit_tooltip(row) for row in _records(units)],
+            searchable.append(_add_geojson(
+                unit_group, units,
+                [{"tip": _unit_tooltip(row), "label": _unit_label(row)}
+                 for row in _records(units)],
+                class_name=CLASS_NAMES["units"],
+                style=lambda i: {},
                 marker=_circle(_STYLE_UNIT, fill_opacity=0.8),
-            )
+            ))
         unit_group.add_to(fmap)
 
     folium.LayerControl(collapsed=False).add_to(fmap)
+    if searchable:
+        _SearchControl(searchable, placeholder=SEARCH_PLACEHOLDER).add_to(fmap)
 
     if bounds is not None:
-        fmap.fit_bounds(bounds)
+        # Room for the title above and the legend at the bottom left.
+        fmap.fit_bounds(bounds, padding_top_left=(48, 56), padding_bottom_right=(24, 24),
+                        max_zoom=18)
 
     figure.html.add_child(Element(_title_html(title)))
     legend_note = "" if show_units else (
-        f"Address units not shown: {n_units:,} units, more than {max_units:,}."
+        f"Address units not shown and addresses not searchable: {n_units:,} units, "
+        f"more than {max_units:,}."
     )
     figure.html.add_child(Element(_legend_html(legend_note)))
 
@@ -214,6 +355,7 @@ def write_map(
     title: str,
     max_units: int = 20000,
     simplify_m: float = 2.0,
+    tiles: str | None = None,
 ) -> None:
     """Write the map of a plan to an HTML file, atomically.
 
@@ -232,9 +374,13 @@ def write_map(
         See :func:`build_map`.
     simplify_m
         See :func:`build_map`.
+    tiles
+        See :func:`build_map`; ``None`` (no tile server) by default.
     """
     path = Path(path)
-    fmap = build_map(layers, title=title, max_units=max_units, simplify_m=simplify_m)
+    fmap = build_map(
+        layers, title=title, max_units=max_units, simplify_m=simplify_m, tiles=tiles,
+    )
     text = fmap.get_root().render()
     path.parent.mkdir(parents=True, exist_ok=True)
     # A plain open() (unlike mkstemp) gives the file the usual umask permissions.
@@ -256,11 +402,7 @@ def colour_counting_districts(
 ) -> dict[str, str]:
     """Give each counting district a fill colour that differs from its neighbours'.
 
-    Two CDs are neighbours when their territories touch (within
-    :data:`ADJACENCY_TOLERANCE_M`; a shared corner counts). The colouring is a
-    greedy DSatur colouring of that graph over the CDs in code order, so it is
-    deterministic. Should the graph ever need more colours than the palette
-    has, colours are reused (with a logged warning).
+    See :func:`colour_districts`; this colours by ``cd_code``.
 
     Parameters
     ----------
@@ -274,11 +416,43 @@ def colour_counting_districts(
     dict[str, str]
         Colour by ``cd_code``.
     """
-    cds = counting_districts.reset_index(drop=True)
-    codes = [str(code) for code in cds["cd_code"]]
+    return colour_districts(counting_districts, "cd_code", palette=palette)
+
+
+def colour_districts(
+    districts: gpd.GeoDataFrame,
+    code_field: str,
+    *,
+    palette: Sequence[str],
+) -> dict[str, str]:
+    """Give each district a colour that differs from its neighbours'.
+
+    Two districts are neighbours when their territories touch (within
+    :data:`ADJACENCY_TOLERANCE_M`; a shared corner counts). The colouring is a
+    greedy DSatur colouring of that graph over the districts in code order, so
+    it is deterministic. Should the graph ever need more colours than the
+    palette has, colours are reused (with a logged warning).
+
+    Parameters
+    ----------
+    districts
+        A district layer (counting, instructor or registration districts), in
+        a metric CRS.
+    code_field
+        The field holding each district's code (``cd_code``, ``id_code``, ...).
+    palette
+        The colours to use.
+
+    Returns
+    -------
+    dict[str, str]
+        Colour by code.
+    """
+    frame = districts.reset_index(drop=True)
+    codes = [str(code) for code in frame[code_field]]
     graph: nx.Graph = nx.Graph()
     graph.add_nodes_from(sorted(set(codes)))
-    geoms = cds.geometry.to_numpy()
+    geoms = frame.geometry.to_numpy()
     valid = np.array([g is not None and not g.is_empty for g in geoms], dtype=bool)
     if valid.any():
         tree = shapely.STRtree(geoms[valid])
@@ -297,8 +471,8 @@ def colour_counting_districts(
     n_colours = max(colour_index.values()) + 1
     if n_colours > len(palette):
         logger.warning(
-            "map: the counting districts need %d colours but the palette has %d; "
-            "some neighbours share a colour", n_colours, len(palette),
+            "map: the %s districts need %d colours but the palette has %d; "
+            "some neighbours share a colour", code_field, n_colours, len(palette),
         )
     return {code: palette[index % len(palette)] for code, index in colour_index.items()}
 
@@ -335,30 +509,33 @@ def _records(gdf: gpd.GeoDataFrame) -> list[dict[str, Any]]:
 def _add_geojson(
     group: folium.FeatureGroup,
     gdf: gpd.GeoDataFrame,
-    tips: list[str],
+    properties: list[dict[str, str]],
     *,
-    style: Callable[[int], dict[str, Any]] | None = None,
+    class_name: str,
+    style: Callable[[int], dict[str, Any]],
     highlight: dict[str, Any] | None = None,
     marker: folium.CircleMarker | None = None,
-    popup: bool = False,
-) -> None:
-    """Add one GeoJSON layer whose only property is the tooltip HTML of each feature."""
+) -> folium.GeoJson:
+    """Add one GeoJSON layer to ``group`` and return it.
+
+    Each feature's properties are ``tip`` (the HTML shown in its tooltip and
+    popup) and, for searchable layers, ``label`` (the text the search box
+    matches). Every shape gets the CSS class ``class_name``.
+    """
     features = [
         {
             "type": "Feature",
             "id": str(i),
-            "properties": {"tip": tip},
+            "properties": props,
             "geometry": shapely.geometry.mapping(geom),
         }
-        for i, (geom, tip) in enumerate(zip(gdf.geometry, tips, strict=True))
+        for i, (geom, props) in enumerate(zip(gdf.geometry, properties, strict=True))
     ]
     data = {"type": "FeatureCollection", "features": features}
-    style_function = None
-    if style is not None:
-        style_fn = style
+    style_fn = style
 
-        def style_function(feature: dict[str, Any]) -> dict[str, Any]:
-            return dict(style_fn(int(feature["id"])))
+    def style_function(feature: dict[str, Any]) -> dict[str, Any]:
+        return {**style_fn(int(feature["id"])), "className": class_name}
 
     highlight_function = None
     if highlight is not None:
@@ -373,10 +550,11 @@ def _add_geojson(
         highlight_function=highlight_function,
         marker=marker,
         tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False, sticky=True),
-        popup=folium.GeoJsonPopup(fields=["tip"], labels=False) if popup else None,
+        popup=folium.GeoJsonPopup(fields=["tip"], labels=False),
         smooth_factor=1.0,
     )
     layer.add_to(group)
+    return layer
 
 
 def _esc(value: Any) -> str:
@@ -408,32 +586,45 @@ def _percent(value: Any) -> str:
     return f"{round(number * 100)}%"
 
 
+def _float(value: Any) -> float | None:
+    """A number, or None when missing."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def _exception_line(value: Any) -> list[str]:
+    exception = _esc(value)
+    return [f'<span style="color:#b00020">Exception: {exception}</span>'] if exception else []
+
+
 def _cd_tooltip(row: dict[str, Any]) -> str:
     lines = [
         f"<b>CD {_esc(row.get('cd_code'))}</b>",
-        f"ID: {_esc(row.get('id_code'))}",
-        f"RD: {_esc(row.get('rd_code'))}",
+        f"ID: {_esc(row.get('id_code'))} · RD: {_esc(row.get('rd_code'))}",
+        f"Address units: {_int(row.get('n_units'))}",
         f"Residents: {_int(row.get('residents'))}",
         f"Dwellings: {_int(row.get('dwellings'))}",
         f"Workload: {_int(row.get('workload'))} min",
         f"Utilization: {_percent(row.get('utilization'))}",
     ]
-    exception = _esc(row.get("bound_exception"))
-    if exception:
-        lines.append(f'<span style="color:#b00020">Exception: {exception}</span>')
+    floor, ceiling = _float(row.get("workload_floor")), _float(row.get("workload_ceiling"))
+    if floor is not None and ceiling is not None:
+        lines.append(f"Workload bounds: {_int(floor)}–{_int(ceiling)} min")
+    lines += _exception_line(row.get("bound_exception"))
     return "<br>".join(lines)
 
 
 def _id_tooltip(row: dict[str, Any]) -> str:
     lines = [
         f"<b>ID {_esc(row.get('id_code'))}</b>",
-        f"CDs: {_int(row.get('n_cd'))}",
+        f"Span: {_int(row.get('n_cd'))} CDs",
         f"Residents: {_int(row.get('residents'))}",
         f"Workload: {_int(row.get('workload'))} min",
     ]
-    exception = _esc(row.get("span_exception"))
-    if exception:
-        lines.append(f'<span style="color:#b00020">Exception: {exception}</span>')
+    lines += _exception_line(row.get("span_exception"))
     return "<br>".join(lines)
 
 
@@ -443,11 +634,20 @@ def _rd_tooltip(row: dict[str, Any]) -> str:
         f"Point: {_esc(row.get('point_name'))}",
         f"CDs: {_int(row.get('n_cd'))}",
         f"Residents: {_int(row.get('residents'))}",
+        f"Walk to the point: mean {_int(row.get('mean_walk_m'))} m, "
+        f"max {_int(row.get('max_walk_m'))} m",
     ])
 
 
+def _rd_label(row: dict[str, Any]) -> str:
+    name = row.get("point_name")
+    suffix = f" · {name}" if isinstance(name, str) and name else ""
+    return f"RD {row.get('rd_code')}{suffix}"
+
+
 def _point_popup(row: dict[str, Any]) -> str:
-    lines = [f"<b>{_esc(row.get('point_name'))}</b>", f"RD {_esc(row.get('rd_code'))}"]
+    lines = [f"<b>{_esc(row.get('point_name'))}</b>",
+             f"Registration point of RD {_esc(row.get('rd_code'))}"]
     function = _esc(row.get("function"))
     if function:
         lines.append(function)
@@ -468,8 +668,15 @@ def _unit_tooltip(row: dict[str, Any]) -> str:
         f"<b>{_esc(row.get('address'))}</b>",
         f"Dwellings: {_int(row.get('dwellings'))}",
         f"Residents: {_int(row.get('residents'))}",
+        f"Workload: {_int(row.get('workload'))} min",
         f"CD: {_esc(row.get('cd_code'))}",
     ])
+
+
+def _unit_label(row: dict[str, Any]) -> str:
+    address = row.get("address")
+    address = address if isinstance(address, str) and address else str(row.get("unit_id"))
+    return f"{address} · CD {row.get('cd_code')}"
 
 
 def _title_html(title: str) -> str:
@@ -481,38 +688,47 @@ def _title_html(title: str) -> str:
     )
 
 
-def _legend_html(note: str) -> str:
-    swatches = "".join(
-        f'<span style="display:inline-block;width:10px;height:10px;background:{c};'
-        'margin-right:1px;"></span>'
-        for c in CD_PALETTE[:4]
+def _swatches(palette: Sequence[str], css: str) -> str:
+    return "".join(
+        f'<span style="display:inline-block;{css.format(colour=c)}margin-right:1px;'
+        'vertical-align:middle;"></span>'
+        for c in palette[:4]
     )
+
+
+def _legend_html(note: str) -> str:
     rows = [
         ('<span style="display:inline-block;width:22px;border-top:2px dashed #444444;'
          'vertical-align:middle;"></span>', "Settlement boundary"),
-        ('<span style="display:inline-block;width:22px;border-top:2px dashed #1f4e9c;'
-         'vertical-align:middle;"></span>', "Registration district (RD) boundary"),
-        ('<span style="display:inline-block;width:10px;height:10px;border:3px solid #1f4e9c;'
-         'border-radius:50%;background:#fff;"></span>', "Registration point (click for name)"),
-        ('<span style="display:inline-block;width:22px;border-top:4px solid #000;'
-         'vertical-align:middle;"></span>', "Instructor district (ID) boundary"),
-        (swatches, "Counting district (CD); colours only tell neighbours apart"),
+        (_swatches(RD_PALETTE, "width:10px;border-top:2.5px dashed {colour};"),
+         "Registration district (RD) boundary"),
+        ('<span style="display:inline-block;width:10px;height:10px;'
+         f'border:3px solid {RD_PALETTE[0]};border-radius:50%;background:#fff;"></span>',
+         "Registration point (in its RD's colour)"),
+        (_swatches(ID_PALETTE, "width:10px;border-top:4px solid {colour};"),
+         "Instructor district (ID) boundary"),
+        (_swatches(CD_PALETTE, "width:10px;height:10px;background:{colour};"),
+         "Counting district (CD)"),
         ('<span style="display:inline-block;width:6px;height:6px;border-radius:50%;'
-         'background:#222;"></span>', "Address unit"),
+         'background:#222;"></span>', "Address unit (off at start)"),
     ]
     body = "".join(
         f'<div style="margin:2px 0;"><span style="display:inline-block;width:46px;">{sym}</span>'
         f"{html.escape(text)}</div>"
         for sym, text in rows
     )
+    body += ('<div style="margin-top:4px;color:#555;">Colours only tell neighbouring '
+             "districts apart.</div>")
     if note:
         body += f'<div style="margin-top:4px;color:#b00020;">{html.escape(note)}</div>'
-    body += '<div style="margin-top:4px;color:#555;">Hover a district for its figures.</div>'
+    body += ('<div style="margin-top:4px;color:#555;">Hover a district for its figures, '
+             "click for a popup; search by address or code at the top left.</div>")
     return (
-        '<div style="position:fixed;bottom:56px;left:10px;z-index:1000;'
+        '<div class="map-legend" style="position:fixed;bottom:56px;left:10px;z-index:1000;'
         "background:rgba(255,255,255,0.92);padding:6px 10px;border:1px solid #888;"
         'border-radius:4px;font:12px sans-serif;max-width:320px;">'
-        f"<b>Legend</b>{body}</div>"
+        f'<details open><summary style="cursor:pointer;font-weight:bold;">Legend</summary>'
+        f"{body}</details></div>"
     )
 
 
