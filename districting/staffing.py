@@ -8,10 +8,7 @@ with a second sheet listing the norms it was computed with.
 
 from __future__ import annotations
 
-import datetime
-import io
 import math
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +17,12 @@ import pandas as pd
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
-from openpyxl.xml.constants import ARC_CORE
-from openpyxl.xml.functions import tostring
 
 from districting.config import Config
 from districting.errors import DistrictingError
 from districting.layers import PlanLayers
+from districting.outputs.writer import XLSX_TIMESTAMP as XLSX_TIMESTAMP  # re-exported
+from districting.outputs.writer import save_workbook
 
 STAFFING_COLUMNS = [
     "settlement_id", "settlement_name", "residents", "dwellings", "workload",
@@ -53,9 +50,6 @@ SHARE_COLUMNS = [
 SEED_BAIKONUR_2021_INTERVIEWERS = 169
 #: ... and instructor-controllers (one per instructor district), the figures we compare to.
 SEED_BAIKONUR_2021_INSTRUCTORS = 26
-
-#: Workbook timestamps (document properties and zip entries), fixed so that reruns match.
-XLSX_TIMESTAMP = datetime.datetime(2000, 1, 1)
 
 #: Column headers of the staffing workbook, by language.
 STAFFING_LABELS: dict[str, dict[str, str]] = {
@@ -341,24 +335,5 @@ def write_staffing_xlsx(
     norms.column_dimensions["A"].width = max(len(name) for name in NORMS_LISTED) + 2
     norms.column_dimensions["B"].width = 14
 
-    workbook.properties.created = XLSX_TIMESTAMP
-    _save_stable(workbook, path)
+    save_workbook(workbook, path)
 
-
-def _save_stable(workbook: Workbook, path: Path) -> None:
-    """Save with fixed timestamps: openpyxl stamps "modified" and zip entries with now."""
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    workbook.properties.modified = XLSX_TIMESTAMP
-    core = tostring(workbook.properties.to_tree())
-    stamp = XLSX_TIMESTAMP.timetuple()[:6]
-    out = io.BytesIO()
-    with zipfile.ZipFile(buffer) as source, \
-            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for item in source.infolist():
-            data = core if item.filename == ARC_CORE else source.read(item)
-            info = zipfile.ZipInfo(item.filename, date_time=stamp)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = item.external_attr
-            target.writestr(info, data)
-    path.write_bytes(out.getvalue())

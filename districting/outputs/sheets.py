@@ -1,47 +1,73 @@
-"""Assignment sheets for field staff, as CSV tables that open cleanly in Excel.
+"""Assignment sheets for field staff: CSV tables, Excel workbooks and printable pages.
 
-* One sheet per counting district (CD) for its interviewer: the address units
-  in walking order, with expected dwellings, residents, households and
-  workload, and a totals row.
-* One sheet per instructor district (ID) for its instructor-controller: the
-  CDs it supervises, with their figures, and a totals row.
+* One sheet per counting district (CD) for its interviewer: a header (settlement,
+  CD, ID and RD codes, the registration point, the census period and blank
+  name and signature fields), the address units in walking-route order
+  (``visit_order`` of the ``units`` layer), then the units without households
+  that are not visited, the totals and the route length.
+* One sheet per instructor district (ID) for its instructor-controller: a header
+  and the CDs it supervises, with their figures and a totals row.
 
-Files are UTF-8 with a byte-order mark (so Excel recognises Cyrillic), with
-``\\r\\n`` line endings, and each is written atomically (a temporary file in the
-same folder, then :func:`os.replace`).
+:func:`write_field_sheets` writes all of them, for a plan's ``sheets/`` folder:
+
+* ``<cd_code>.csv`` and ``instructors/<id_code>.csv``: UTF-8 with a byte-order
+  mark (so Excel recognises Cyrillic) and ``\\r\\n`` line endings;
+* ``xlsx/<id_code>.xlsx``: the instructor's sheet, then one sheet per CD with a
+  small map of the district;
+* ``html/<id_code>.html``: a self-contained page for A4 printing, the
+  instructor's page first and then each CD on its own page, with an inline SVG map.
+
+Every file is byte-identical for the same layers. CSV and HTML files are written
+atomically (a temporary file in the same folder, then :func:`os.replace`).
 """
 
 from __future__ import annotations
 
 import csv
+import datetime
+import html
 import io
 import logging
 import math
-import os
 import re
-import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import PathPatch
+from matplotlib.path import Path as MplPath
+from matplotlib.transforms import offset_copy
+from openpyxl import Workbook
+from openpyxl.drawing.image import Image as XlsxImage
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.hyperlink import Hyperlink
+from openpyxl.worksheet.worksheet import Worksheet
+from scipy.spatial import cKDTree
+from shapely.geometry.base import BaseGeometry
 
 from districting.errors import DistrictingError
 from districting.layers import PlanLayers
+from districting.outputs.writer import pick_language, save_workbook, write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
 #: Column labels of the CD sheets, by language.
 CD_SHEET_COLUMNS: dict[str, list[str]] = {
     "ru": [
-        "№ п/п", "Код адресной единицы", "Код здания", "Адрес", "Квартиры (с–по)", "Квартир",
-        "Жителей", "Домохозяйств", "Нагрузка, мин",
+        "№", "Адрес", "Код адресной единицы", "Квартиры (с–по)", "Квартир", "Жителей",
+        "Домохозяйств к обходу", "Нагрузка, мин",
     ],
     "en": [
-        "No.", "Unit ID", "Building ID", "Address", "Dwelling range", "Dwellings", "Residents",
-        "Households", "Workload, min",
+        "No.", "Address", "Unit ID", "Flat range", "Dwellings", "Residents",
+        "Households to visit", "Workload, min",
     ],
 }
 
@@ -60,105 +86,162 @@ ID_SHEET_COLUMNS: dict[str, list[str]] = {
 #: Label of the totals row, by language.
 TOTAL_LABEL: dict[str, str] = {"ru": "ИТОГО", "en": "TOTAL"}
 
+#: The other texts of the sheets, by language.
+SHEET_TEXT: dict[str, dict[str, str]] = {
+    "ru": {
+        "cd_title": "Маршрутный лист счётного участка",
+        "id_title": "Сводный лист инструкторского участка",
+        "settlement": "Населённый пункт",
+        "cd": "Счётный участок",
+        "id": "Инструкторский участок",
+        "rd": "Регистрационный участок",
+        "point": "Стационарный участок",
+        "period": "Период переписи",
+        "interviewer": "Интервьюер (Ф. И. О.)",
+        "instructor": "Инструктор-контролёр (Ф. И. О.)",
+        "signature": "Подпись",
+        "flats": "кв. {first}–{last}",
+        "unvisited": "Не посещаются: нет домохозяйств (проверить на месте)",
+        "units_total": "Адресных единиц: {n}",
+        "cds_total": "Счётных участков: {n}",
+        "route": "Длина маршрута, км",
+        "naive": "В порядке реестра, км",
+        "route_text": "Длина маршрута по улицам: {route} км "
+                      "(при обходе в порядке реестра: {naive} км).",
+        "legend": "Красные точки — адреса с номером по порядку обхода (зелёная — первый); "
+                  "линия — порядок обхода (по прямой, идти по улицам); "
+                  "белые точки — не посещаются.",
+        "mark": "Отметка",
+        "interviewer_col": "Интервьюер (Ф. И. О.)",
+        "km": "км",
+        "m": "м",
+        "no_units": "В участке нет адресных единиц.",
+    },
+    "en": {
+        "cd_title": "Counting district route sheet",
+        "id_title": "Instructor district summary sheet",
+        "settlement": "Settlement",
+        "cd": "Counting district",
+        "id": "Instructor district",
+        "rd": "Registration district",
+        "point": "Registration point",
+        "period": "Census period",
+        "interviewer": "Interviewer (name)",
+        "instructor": "Instructor-controller (name)",
+        "signature": "Signature",
+        "flats": "flats {first}–{last}",
+        "unvisited": "Not visited: no households (check on the ground)",
+        "units_total": "Address units: {n}",
+        "cds_total": "Counting districts: {n}",
+        "route": "Route length, km",
+        "naive": "In register order, km",
+        "route_text": "Route length along the streets: {route} km "
+                      "(walking the register order: {naive} km).",
+        "legend": "Red dots: addresses, numbered in route order (green: the first); "
+                  "line: the route order (straight, walk along the streets); "
+                  "white dots: not visited.",
+        "mark": "Done",
+        "interviewer_col": "Interviewer (name)",
+        "km": "km",
+        "m": "m",
+        "no_units": "The district has no address units.",
+    },
+}
+
+_MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+              "Dec")
 _ENCODING = "utf-8-sig"
 _WORKLOAD_DECIMALS = 1
+_KM_DECIMALS = 2
+#: Width of the inline SVG map, in its own units (the page shows it 100% wide).
+_SVG_WIDTH = 700.0
+_SVG_MAX_HEIGHT = 430.0
+#: Districts with more located units than this get a taller map (up to a square).
+_DENSE_UNITS = 40
+_SVG_MIN_HEIGHT = 220.0
+_SVG_PAD = 18.0
+#: Size of the PNG map in the workbooks: at most this many inches at this resolution.
+_PNG_INCHES = 5.0
+_PNG_DPI = 96
+_SHEET_TITLE_MAX = 31
 
 
-def walking_order(
-    points: np.ndarray,
-    *,
-    start: Sequence[float] | None = None,
-) -> np.ndarray:
-    """Order points by a nearest-neighbour walk.
+# ---------------------------------------------------------------- the sheets' content
 
-    The walk starts at the point nearest ``start`` and then always goes to the
-    nearest point not yet visited. Ties (equal distances, such as units of one
-    building) go to the lower index, so the order is deterministic.
 
-    Parameters
-    ----------
-    points
-        Array of shape ``(n, 2)``: x (easting) and y (northing) in metres.
-    start
-        Where the walk begins; by default the north-west corner of the
-        points' bounding box (smallest x, largest y).
+@dataclass(frozen=True)
+class _UnitRow:
+    """One address unit on a CD sheet."""
 
-    Returns
-    -------
-    numpy.ndarray
-        A permutation of ``range(n)`` (integer indices into ``points``).
+    number: int | None  # place in the route; None for a unit that is not visited
+    address: str
+    unit_id: str
+    flats: str
+    dwellings: int | str
+    residents: int | str
+    to_visit: int | str
+    workload: float | str
+    xy: tuple[float, float] | None
 
-    Raises
-    ------
-    ValueError
-        If ``points`` is not of shape ``(n, 2)`` or holds non-finite values.
+    def cells(self) -> list[Any]:
+        return [
+            "" if self.number is None else self.number, self.address, self.unit_id,
+            self.flats, self.dwellings, self.residents, self.to_visit, self.workload,
+        ]
+
+
+@dataclass(frozen=True)
+class _CdSheet:
+    """Everything one CD sheet shows, in every format."""
+
+    code: str
+    id_code: str
+    header: list[tuple[str, str]]
+    signers: tuple[str, ...]
+    visited: list[_UnitRow]
+    unvisited: list[_UnitRow]
+    total: list[Any]
+    tour_km: float | str
+    naive_km: float | str
+    shape: BaseGeometry | None
+
+
+@dataclass(frozen=True)
+class _IdSheet:
+    """Everything one instructor sheet shows, in every format."""
+
+    code: str
+    header: list[tuple[str, str]]
+    signers: tuple[str, ...]
+    rows: list[list[Any]]
+    total: list[Any]
+    cd_codes: list[str] = field(default_factory=list)
+
+
+def format_period(period: str, lang: str = "ru") -> str:
+    """The census period ``"2021-10-01/2021-10-30"`` as people read it.
+
+    Russian gives ``"01.10.2021 – 30.10.2021"``, English ``"1 Oct 2021 – 30 Oct 2021"``.
+    A single date is shown alone; text that is not ISO dates is returned unchanged.
     """
-    pts = np.asarray(points, dtype=float)
-    if pts.ndim != 2 or pts.shape[1] != 2:
-        raise ValueError(f"points must have shape (n, 2), not {pts.shape}")
-    n = len(pts)
-    if n == 0:
-        return np.zeros(0, dtype=np.intp)
-    if not np.isfinite(pts).all():
-        raise ValueError("points must be finite")
-    origin = (
-        np.array([pts[:, 0].min(), pts[:, 1].max()])
-        if start is None else np.asarray(start, dtype=float)
-    )
-    order = np.empty(n, dtype=np.intp)
-    remaining = np.ones(n, dtype=bool)
-    current = origin
-    for step in range(n):
-        dist = np.hypot(pts[:, 0] - current[0], pts[:, 1] - current[1])
-        dist[~remaining] = np.inf
-        nxt = int(np.argmin(dist))  # first index among equal distances
-        order[step] = nxt
-        remaining[nxt] = False
-        current = pts[nxt]
-    return order
+    parts = [part.strip() for part in str(period).split("/")]
+    try:
+        dates = [datetime.date.fromisoformat(part) for part in parts]
+    except ValueError:
+        return str(period)
+    if not 1 <= len(dates) <= 2:
+        return str(period)
+    if lang == "en":
+        shown = [f"{d.day} {_MONTHS_EN[d.month - 1]} {d.year}" for d in dates]
+    else:
+        shown = [d.strftime("%d.%m.%Y") for d in dates]
+    return " – ".join(shown)
 
 
-def write_cd_sheets(
-    layers: PlanLayers,
-    directory: Path | str,
-    *,
-    lang: str = "ru",
-    delimiter: str = ",",
-) -> list[Path]:
-    """Write one assignment sheet per counting district.
-
-    Each sheet ``directory/<cd_code>.csv`` lists the CD's address units in
-    walking order (a nearest-neighbour walk from the unit nearest the CD's
-    north-west corner), then a totals row. Workload is in minutes, rounded to
-    0.1; the total is the sum of the rounded values shown.
-
-    Parameters
-    ----------
-    layers
-        The plan's layers, in a metric CRS.
-    directory
-        Folder for the sheets; created if needed.
-    lang
-        Language of the column labels: ``"ru"`` or ``"en"``.
-    delimiter
-        Field separator. A Russian-locale Excel expects ``";"`` when a file is
-        double-clicked; ``","`` is the portable default.
-
-    Returns
-    -------
-    list[pathlib.Path]
-        The sheets written, in CD-code order.
-
-    Raises
-    ------
-    DistrictingError
-        If ``lang`` is unknown, a CD code is duplicated or unusable as a file
-        name, or some unit has no CD of the plan.
-    """
-    columns = _labels(CD_SHEET_COLUMNS, lang)
-    directory = Path(directory)
-    units = _metric(layers.units, "units")
-    cds = _metric(layers.counting_districts, "counting_districts")
+def _cd_sheets(layers: PlanLayers, *, lang: str, period: str) -> list[_CdSheet]:
+    """The content of every CD sheet, in CD-code order."""
+    text = _texts(lang)
+    units, cds = _metric_pair(layers.units, layers.counting_districts)
     cd_codes = _unique_codes(cds, "cd_code", "counting_districts")
 
     unit_cd = units["cd_code"].astype("string")
@@ -170,87 +253,103 @@ def write_cd_sheets(
             f"(for example {sample}); no sheets were written"
         )
 
-    units = units.iloc[_natural_order(units["unit_id"])].reset_index(drop=True)
-    groups = {str(code): frame for code, frame in units.groupby("cd_code", sort=False)}
-    cd_geoms = dict(zip(cds["cd_code"].astype(str), cds.geometry, strict=True))
+    rows = _unit_rows(units, text)
+    if "visit_order" in units.columns:
+        order = pd.to_numeric(units["visit_order"], errors="coerce").fillna(0).to_numpy()
+    else:
+        logger.warning("sheets: the units layer has no visit_order; using the register order")
+        order = np.arange(1, len(units) + 1)
+    natural = [_natural_key(u) for u in units["unit_id"]]
+    positions = units.groupby(unit_cd.astype(str), sort=False).indices
+    raw_workload = pd.to_numeric(units["workload"], errors="coerce").to_numpy(dtype=float)
 
-    directory.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    for code in sorted(cd_codes, key=_natural_key):
-        members = groups.get(code)
-        rows: list[list[Any]] = []
-        totals = {"dwellings": 0, "residents": 0, "households": 0, "workload": 0.0}
-        if members is None or len(members) == 0:
+    settlement_names = _settlement_names(layers)
+    points = _point_names(layers)
+    period_text = format_period(period, lang) if period else ""
+    sheets: list[_CdSheet] = []
+    for cd in sorted(cds.to_dict("records"), key=lambda r: _natural_key(r["cd_code"])):
+        code = str(cd["cd_code"])
+        members = positions.get(code, np.zeros(0, dtype=np.intp)).tolist()
+        if not members:
             logger.warning("sheets: counting district %s has no address units", code)
-        else:
-            xy = np.column_stack([members.geometry.x.to_numpy(), members.geometry.y.to_numpy()])
-            geom = cd_geoms.get(code)
-            start = None
-            if geom is not None and not geom.is_empty:
-                minx, _, _, maxy = geom.bounds
-                start = (minx, maxy)
-            order = walking_order(xy, start=start)
-            for number, pos in enumerate(order.tolist(), start=1):
-                unit = members.iloc[pos]
-                workload = _round_workload(unit["workload"])
-                counts = [_count(unit[field]) for field in ("dwellings", "residents", "households")]
-                rows.append([
-                    number, _text(unit["unit_id"]), _text(unit["building_id"]),
-                    _text(unit["address"]), _dwelling_range(unit), *counts, workload,
-                ])
-                for field, value in zip(("dwellings", "residents", "households"), counts,
-                                        strict=True):
-                    totals[field] += value if isinstance(value, int) else 0
-                totals["workload"] += workload if isinstance(workload, float) else 0.0
-        rows.append([
-            TOTAL_LABEL[lang], "", "", "", "", totals["dwellings"], totals["residents"],
-            totals["households"], round(totals["workload"], _WORKLOAD_DECIMALS),
-        ])
-        path = directory / f"{_safe_name(code)}.csv"
-        _write_csv(path, columns, rows, delimiter=delimiter)
-        written.append(path)
-    logger.debug("sheets: wrote %d counting-district sheets to %s", len(written), directory)
-    return written
+        visited_at = sorted((p for p in members if order[p] > 0),
+                            key=lambda p: (order[p], natural[p]))
+        unvisited_at = sorted((p for p in members if order[p] <= 0), key=natural.__getitem__)
+        expected = list(range(1, len(visited_at) + 1))
+        if [int(order[p]) for p in visited_at] != expected:
+            logger.warning("sheets: the visit order of counting district %s is not 1..%d; "
+                           "numbering the units in that order", code, len(visited_at))
+        visited = [_numbered(rows[p], n) for n, p in enumerate(visited_at, start=1)]
+        unvisited = [rows[p] for p in unvisited_at]
+        everything = visited + unvisited
+        workload = raw_workload[members] if members else np.zeros(0)
+        total = [
+            TOTAL_LABEL[lang], text["units_total"].format(n=len(everything)), "", "",
+            _int_sum(r.dwellings for r in everything), _int_sum(r.residents for r in everything),
+            _int_sum(r.to_visit for r in everything),
+            round(float(np.nansum(workload)), _WORKLOAD_DECIMALS),
+        ]
+        settlement = _text(cd.get("settlement_id"))
+        rd_code = _text(cd.get("rd_code"))
+        header = [
+            (text["settlement"], settlement_names.get(settlement, settlement)),
+            (text["cd"], code),
+            (text["id"], _text(cd.get("id_code"))),
+            (text["rd"], rd_code),
+            (text["point"], points.get(rd_code, "")),
+            (text["period"], period_text),
+        ]
+        geometry = cd.get("geometry")
+        shape = geometry if isinstance(geometry, BaseGeometry) and not geometry.is_empty \
+            else None
+        sheets.append(_CdSheet(
+            code=code, id_code=_text(cd.get("id_code")), header=header,
+            signers=(text["interviewer"], text["instructor"]),
+            visited=visited, unvisited=unvisited, total=total,
+            tour_km=_km(cd.get("tour_m")), naive_km=_km(cd.get("naive_m")), shape=shape,
+        ))
+    return sheets
 
 
-def write_instructor_sheets(
-    layers: PlanLayers,
-    directory: Path | str,
-    *,
-    lang: str = "ru",
-    delimiter: str = ",",
-) -> list[Path]:
-    """Write one sheet per instructor district, listing its counting districts.
+def _unit_rows(units: pd.DataFrame, text: dict[str, str]) -> list[_UnitRow]:
+    """One row per unit (unnumbered), in the layer's order."""
+    households = pd.to_numeric(units["households"], errors="coerce")
+    if "online_share" in units.columns:
+        share = pd.to_numeric(units["online_share"], errors="coerce").fillna(0.0)
+    else:
+        share = pd.Series(0.0, index=units.index)
+    to_visit = (households * (1.0 - share)).to_numpy(dtype=float)
+    first = _optional_column(units, "dwelling_from")
+    last = _optional_column(units, "dwelling_to")
+    geometry = units.geometry
+    xs = np.where(geometry.is_empty | geometry.isna(), np.nan, geometry.x)
+    ys = np.where(geometry.is_empty | geometry.isna(), np.nan, geometry.y)
+    rows = []
+    for i, (address, unit_id, dwellings, residents, workload) in enumerate(zip(
+            units["address"], units["unit_id"], units["dwellings"], units["residents"],
+            units["workload"], strict=True)):
+        flats = ""
+        if first[i] > 0 and last[i] > 0:
+            flats = text["flats"].format(first=int(first[i]), last=int(last[i]))
+        visit = to_visit[i]
+        rows.append(_UnitRow(
+            number=None, address=_text(address), unit_id=_text(unit_id), flats=flats,
+            dwellings=_count(dwellings), residents=_count(residents),
+            to_visit="" if math.isnan(visit) else round(visit),
+            workload=_round_workload(workload),
+            xy=None if math.isnan(xs[i]) else (float(xs[i]), float(ys[i])),
+        ))
+    return rows
 
-    Each sheet ``directory/instructors/<id_code>.csv`` has one row per CD
-    (in code order) and a totals row. Utilization is the CD's workload as a
-    percentage of its target; the total is the ID's overall percentage (total
-    workload over total target), left blank when a CD has no utilization.
 
-    Parameters
-    ----------
-    layers
-        The plan's layers.
-    directory
-        Output folder; the sheets go to its ``instructors`` subfolder.
-    lang
-        Language of the column labels: ``"ru"`` or ``"en"``.
-    delimiter
-        Field separator (see :func:`write_cd_sheets`).
+def _numbered(row: _UnitRow, number: int) -> _UnitRow:
+    return _UnitRow(number, row.address, row.unit_id, row.flats, row.dwellings, row.residents,
+                    row.to_visit, row.workload, row.xy)
 
-    Returns
-    -------
-    list[pathlib.Path]
-        The sheets written, in ID-code order.
 
-    Raises
-    ------
-    DistrictingError
-        If ``lang`` is unknown, an ID code is duplicated or unusable as a file
-        name, or some CD has no instructor district of the plan.
-    """
-    columns = _labels(ID_SHEET_COLUMNS, lang)
-    folder = Path(directory) / "instructors"
+def _id_sheets(layers: PlanLayers, *, lang: str, period: str) -> list[_IdSheet]:
+    """The content of every instructor sheet, in ID-code order."""
+    text = _texts(lang)
     ids = layers.instructor_districts
     cds = pd.DataFrame(layers.counting_districts.drop(
         columns=layers.counting_districts.geometry.name))
@@ -266,9 +365,14 @@ def write_instructor_sheets(
         )
     cds = cds.iloc[_natural_order(cds["cd_code"])]
     groups = {str(code): frame for code, frame in cds.groupby("id_code", sort=False)}
+    id_settlement: dict[str, str] = {}
+    if "settlement_id" in ids.columns:
+        id_settlement = {str(code): _text(settlement) for code, settlement
+                         in zip(ids["id_code"], ids["settlement_id"], strict=True)}
+    settlement_names = _settlement_names(layers)
+    period_text = format_period(period, lang) if period else ""
 
-    folder.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
+    sheets: list[_IdSheet] = []
     for code in sorted(id_codes, key=_natural_key):
         members = groups.get(code, cds.iloc[0:0])
         if len(members) == 0:
@@ -279,61 +383,839 @@ def write_instructor_sheets(
         total_target = 0.0
         target_known = len(members) > 0
         for cd in members.to_dict("records"):
-            counts = [_count(cd[field]) for field in ("n_units", "dwellings", "residents")]
+            counts = [_count(cd[name]) for name in ("n_units", "dwellings", "residents")]
             workload = _round_workload(cd["workload"])
             utilization = _as_float(cd.get("utilization"))
             rows.append([
                 _text(cd["cd_code"]), _text(cd["rd_code"]), *counts, workload,
                 "" if utilization is None else round(utilization * 100, 1),
             ])
-            for field, value in zip(("n_units", "dwellings", "residents"), counts, strict=True):
-                totals[field] += value if isinstance(value, int) else 0
-            total_workload += workload if isinstance(workload, float) else 0.0
+            for name, value in zip(("n_units", "dwellings", "residents"), counts, strict=True):
+                totals[name] += value if isinstance(value, int) else 0
             raw_workload = _as_float(cd["workload"])
+            total_workload += raw_workload or 0.0
             if utilization is None or utilization <= 0 or raw_workload is None:
                 target_known = False
             else:
                 total_target += raw_workload / utilization
         overall: float | str = ""
         if target_known and total_target > 0:
-            raw_total = sum(_as_float(w) or 0.0 for w in members["workload"])
-            overall = round(raw_total / total_target * 100, 1)
-        rows.append([
-            TOTAL_LABEL[lang], "", totals["n_units"], totals["dwellings"], totals["residents"],
+            overall = round(total_workload / total_target * 100, 1)
+        total = [
+            TOTAL_LABEL[lang], text["cds_total"].format(n=len(rows)), totals["n_units"],
+            totals["dwellings"], totals["residents"],
             round(total_workload, _WORKLOAD_DECIMALS), overall,
-        ])
-        path = folder / f"{_safe_name(code)}.csv"
-        _write_csv(path, columns, rows, delimiter=delimiter)
+        ]
+        settlement = id_settlement.get(code, "")
+        header = [
+            (text["settlement"], settlement_names.get(settlement, settlement)),
+            (text["id"], code),
+            (text["period"], period_text),
+        ]
+        sheets.append(_IdSheet(code=code, header=header, signers=(text["instructor"],),
+                               rows=rows, total=total, cd_codes=[r[0] for r in rows]))
+    return sheets
+
+
+def _settlement_names(layers: PlanLayers) -> dict[str, str]:
+    frame = layers.settlements
+    if "settlement_name" not in frame.columns or len(frame) == 0:
+        return {}
+    return {
+        _text(code): _text(name) or _text(code)
+        for code, name in zip(frame["settlement_id"], frame["settlement_name"], strict=True)
+    }
+
+
+def _point_names(layers: PlanLayers) -> dict[str, str]:
+    """The registration point's name of each RD (from the points, else the RDs)."""
+    names: dict[str, str] = {}
+    for frame in (layers.registration_points, layers.registration_districts):
+        if "point_name" not in frame.columns or "rd_code" not in frame.columns:
+            continue
+        for code, name in zip(frame["rd_code"], frame["point_name"], strict=True):
+            if _text(name):
+                names.setdefault(_text(code), _text(name))
+    return names
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def write_field_sheets(
+    layers: PlanLayers,
+    out_dir: Path,
+    *,
+    lang: str = "ru",
+    period: str,
+) -> None:
+    """Write every assignment sheet of a plan into ``out_dir`` (the plan's ``sheets/``).
+
+    * ``<cd_code>.csv``: the CD sheet of each counting district;
+    * ``instructors/<id_code>.csv``: the sheet of each instructor district;
+    * ``xlsx/<id_code>.xlsx``: per instructor district, its sheet (titled with the
+      ID code) and then one sheet per CD (titled with the CD code), each with a map;
+    * ``html/<id_code>.html``: per instructor district, a self-contained page for A4
+      printing: the instructor's page, then each CD on a page of its own.
+
+    Parameters
+    ----------
+    layers
+        The plan's layers.
+    out_dir
+        Output folder; created if needed.
+    lang
+        Language of the labels: ``"ru"`` or ``"en"``.
+    period
+        The census period, ``"YYYY-MM-DD/YYYY-MM-DD"`` (as in the config).
+
+    Raises
+    ------
+    DistrictingError
+        If ``lang`` is unknown, a code is duplicated or unusable as a file name, or a
+        unit or CD has no parent district in the plan. Nothing is written then.
+    """
+    out_dir = Path(out_dir)
+    cd_sheets = _cd_sheets(layers, lang=lang, period=period)
+    id_sheets = _id_sheets(layers, lang=lang, period=period)
+    _write_csvs(cd_sheets, out_dir, lang=lang, delimiter=",")
+    _write_csvs(id_sheets, out_dir / "instructors", lang=lang, delimiter=",")
+    by_id: dict[str, list[_CdSheet]] = {}
+    for sheet in cd_sheets:
+        by_id.setdefault(sheet.id_code, []).append(sheet)
+    (out_dir / "xlsx").mkdir(parents=True, exist_ok=True)
+    (out_dir / "html").mkdir(parents=True, exist_ok=True)
+    for id_sheet in id_sheets:
+        members = by_id.get(id_sheet.code, [])
+        _write_workbook(id_sheet, members, out_dir / "xlsx" / f"{_safe_name(id_sheet.code)}.xlsx",
+                        lang=lang)
+        page = _html_document(id_sheet, members, lang=lang)
+        write_bytes_atomic(out_dir / "html" / f"{_safe_name(id_sheet.code)}.html",
+                     page.encode("utf-8"))
+    logger.debug("sheets: wrote %d CD and %d instructor sheets to %s", len(cd_sheets),
+                 len(id_sheets), out_dir)
+
+
+def write_cd_sheets(
+    layers: PlanLayers,
+    directory: Path | str,
+    *,
+    lang: str = "ru",
+    delimiter: str = ",",
+    period: str = "",
+) -> list[Path]:
+    """Write one CSV assignment sheet per counting district.
+
+    Each sheet ``directory/<cd_code>.csv`` has a header block (settlement, codes,
+    registration point, period, blank name and signature fields), a blank line,
+    the column labels, the units in route order (``visit_order``), the units that
+    are not visited under their own title, a totals row and the route length.
+    Workload is in minutes, rounded to 0.1.
+
+    Parameters
+    ----------
+    layers
+        The plan's layers.
+    directory
+        Folder for the sheets; created if needed.
+    lang
+        Language of the labels: ``"ru"`` or ``"en"``.
+    delimiter
+        Field separator. A Russian-locale Excel expects ``";"`` when a file is
+        double-clicked; ``","`` is the portable default.
+    period
+        The census period (``"YYYY-MM-DD/YYYY-MM-DD"``); empty leaves it blank.
+
+    Returns
+    -------
+    list[pathlib.Path]
+        The sheets written, in CD-code order.
+
+    Raises
+    ------
+    DistrictingError
+        If ``lang`` is unknown, a CD code is duplicated or unusable as a file
+        name, or some unit has no CD of the plan.
+    """
+    sheets = _cd_sheets(layers, lang=lang, period=period)
+    return _write_csvs(sheets, Path(directory), lang=lang, delimiter=delimiter)
+
+
+def write_instructor_sheets(
+    layers: PlanLayers,
+    directory: Path | str,
+    *,
+    lang: str = "ru",
+    delimiter: str = ",",
+    period: str = "",
+) -> list[Path]:
+    """Write one CSV sheet per instructor district, listing its counting districts.
+
+    Each sheet ``directory/instructors/<id_code>.csv`` has a header block, then one
+    row per CD (in code order) and a totals row. Utilization is the CD's workload as
+    a percentage of its target; the total is the ID's overall percentage (total
+    workload over total target), left blank when a CD has no utilization.
+
+    Parameters
+    ----------
+    layers
+        The plan's layers.
+    directory
+        Output folder; the sheets go to its ``instructors`` subfolder.
+    lang
+        Language of the labels: ``"ru"`` or ``"en"``.
+    delimiter
+        Field separator (see :func:`write_cd_sheets`).
+    period
+        The census period; empty leaves it blank.
+
+    Returns
+    -------
+    list[pathlib.Path]
+        The sheets written, in ID-code order.
+
+    Raises
+    ------
+    DistrictingError
+        If ``lang`` is unknown, an ID code is duplicated or unusable as a file
+        name, or some CD has no instructor district of the plan.
+    """
+    sheets = _id_sheets(layers, lang=lang, period=period)
+    return _write_csvs(sheets, Path(directory) / "instructors", lang=lang,
+                          delimiter=delimiter)
+
+
+# ---------------------------------------------------------------- CSV
+
+
+def _header_rows(title: str, sheet: _CdSheet | _IdSheet, text: dict[str, str]) -> list[list[Any]]:
+    rows: list[list[Any]] = [[title]]
+    rows += [[label, value] for label, value in sheet.header]
+    rows += [[label, "", text["signature"], ""] for label in sheet.signers]
+    rows.append([])
+    return rows
+
+
+def _cd_table(sheet: _CdSheet, lang: str) -> list[list[Any]]:
+    """The CD sheet as rows of cells: header block, table, totals and route length."""
+    text = SHEET_TEXT[lang]
+    rows = _header_rows(text["cd_title"], sheet, text)
+    rows.append(list(CD_SHEET_COLUMNS[lang]))
+    rows += [unit.cells() for unit in sheet.visited]
+    if sheet.unvisited:
+        rows.append([text["unvisited"]])
+        rows += [unit.cells() for unit in sheet.unvisited]
+    rows.append(list(sheet.total))
+    rows.append([text["route"], sheet.tour_km, text["naive"], sheet.naive_km])
+    return rows
+
+
+def _id_table(sheet: _IdSheet, lang: str) -> list[list[Any]]:
+    text = SHEET_TEXT[lang]
+    rows = _header_rows(text["id_title"], sheet, text)
+    rows.append(list(ID_SHEET_COLUMNS[lang]))
+    rows += sheet.rows
+    rows.append(list(sheet.total))
+    return rows
+
+
+def _write_csvs(sheets: Sequence[_CdSheet] | Sequence[_IdSheet], folder: Path, *, lang: str,
+                delimiter: str) -> list[Path]:
+    """One CSV per sheet, named by its code."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for sheet in sheets:
+        path = folder / f"{_safe_name(sheet.code)}.csv"
+        table = _cd_table(sheet, lang) if isinstance(sheet, _CdSheet) else _id_table(sheet, lang)
+        _write_csv(path, table, delimiter=delimiter)
         written.append(path)
-    logger.debug("sheets: wrote %d instructor sheets to %s", len(written), folder)
+    logger.debug("sheets: wrote %d sheets to %s", len(written), folder)
     return written
+
+
+# ---------------------------------------------------------------- XLSX
+
+_THIN = Side(style="thin", color="000000")
+_GRID = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
+_LINE = Border(bottom=_THIN)
+_HEAD_FILL = PatternFill("solid", fgColor="E6E6E6")
+_BOLD = Font(bold=True)
+_CD_WIDTHS = (6, 36, 16, 14, 10, 10, 13, 12)
+_ID_WIDTHS = (19, 16, 12, 10, 10, 13, 12)
+
+
+def _write_workbook(id_sheet: _IdSheet, cd_sheets: list[_CdSheet], path: Path, *,
+                    lang: str) -> None:
+    """One workbook: the instructor's sheet, then a sheet (with a map) per CD."""
+    text = SHEET_TEXT[lang]
+    workbook = Workbook()
+    used: set[str] = set()
+    first = workbook.active
+    assert isinstance(first, Worksheet)
+    first.title = _sheet_title(id_sheet.code, used)
+    cd_titles = {sheet.code: _sheet_title(sheet.code, used) for sheet in cd_sheets}
+
+    row = _xlsx_header(first, text["id_title"], id_sheet, text, _ID_WIDTHS)
+    _xlsx_table_head(first, row, ID_SHEET_COLUMNS[lang])
+    first.print_title_rows = f"{row}:{row}"
+    for values in id_sheet.rows:
+        row += 1
+        _xlsx_row(first, row, values, decimals=(6, 7))
+        title = cd_titles.get(str(values[0]))
+        if title is not None:
+            cell = first.cell(row=row, column=1)
+            cell.hyperlink = Hyperlink(ref=cell.coordinate, location=f"'{title}'!A1")
+            cell.font = Font(color="0563C1", underline="single")
+    row += 1
+    _xlsx_row(first, row, id_sheet.total, bold=True, decimals=(6, 7))
+    _xlsx_page_setup(first, landscape=False)
+
+    for sheet in cd_sheets:
+        ws = workbook.create_sheet(cd_titles[sheet.code])
+        _xlsx_cd_sheet(ws, sheet, lang)
+    save_workbook(workbook, path)
+
+
+def _xlsx_cd_sheet(ws: Worksheet, sheet: _CdSheet, lang: str) -> None:
+    text = SHEET_TEXT[lang]
+    row = _xlsx_header(ws, text["cd_title"], sheet, text, _CD_WIDTHS)
+    _xlsx_table_head(ws, row, CD_SHEET_COLUMNS[lang])
+    ws.print_title_rows = f"{row}:{row}"
+    for unit in sheet.visited:
+        row += 1
+        _xlsx_row(ws, row, unit.cells(), decimals=(8,))
+    if sheet.unvisited:
+        row += 1
+        ws.cell(row=row, column=1, value=text["unvisited"]).font = Font(italic=True, bold=True)
+        ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=len(_CD_WIDTHS))
+        for unit in sheet.unvisited:
+            row += 1
+            _xlsx_row(ws, row, unit.cells(), decimals=(8,))
+    row += 1
+    _xlsx_row(ws, row, sheet.total, bold=True, decimals=(8,))
+    row += 2
+    ws.cell(row=row, column=1, value=text["route"]).font = _BOLD
+    ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=2)
+    ws.cell(row=row, column=3, value=sheet.tour_km or None).number_format = "0.00"
+    ws.cell(row=row, column=4, value=text["naive"])
+    ws.merge_cells(start_row=row, start_column=4, end_row=row, end_column=6)
+    ws.cell(row=row, column=7, value=sheet.naive_km or None).number_format = "0.00"
+    png = _map_png(sheet, text)
+    if png is not None:
+        image = XlsxImage(io.BytesIO(png))
+        ws.add_image(image, f"{get_column_letter(len(_CD_WIDTHS) + 2)}1")
+    _xlsx_page_setup(ws, landscape=True)
+
+
+def _xlsx_header(ws: Worksheet, title: str, sheet: _CdSheet | _IdSheet,
+                 text: dict[str, str], widths: Sequence[int]) -> int:
+    """Title, label–value fields and blank name/signature fields; returns the table's row."""
+    ncols = len(widths)
+    for index, width in enumerate(widths, start=1):
+        ws.column_dimensions[get_column_letter(index)].width = width
+    ws.cell(row=1, column=1, value=title).font = Font(bold=True, size=14)
+    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=ncols)
+    row = 2
+    for label, value in sheet.header:
+        ws.cell(row=row, column=1, value=label).font = _BOLD
+        ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=2)
+        ws.cell(row=row, column=3, value=value)
+        ws.merge_cells(start_row=row, start_column=3, end_row=row, end_column=ncols)
+        row += 1
+    for label in sheet.signers:
+        row += 1
+        ws.row_dimensions[row].height = 24
+        ws.cell(row=row, column=1, value=label).font = _BOLD
+        ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=2)
+        for column in (*range(3, ncols - 2), ncols - 1, ncols):
+            ws.cell(row=row, column=column).border = _LINE
+        ws.merge_cells(start_row=row, start_column=3, end_row=row, end_column=ncols - 3)
+        sign = ws.cell(row=row, column=ncols - 2, value=text["signature"])
+        sign.alignment = Alignment(horizontal="right")
+        ws.merge_cells(start_row=row, start_column=ncols - 1, end_row=row, end_column=ncols)
+    return row + 2
+
+
+def _xlsx_table_head(ws: Worksheet, row: int, labels: Sequence[str]) -> None:
+    for column, label in enumerate(labels, start=1):
+        cell = ws.cell(row=row, column=column, value=label)
+        cell.font = _BOLD
+        cell.fill = _HEAD_FILL
+        cell.border = _GRID
+        cell.alignment = Alignment(wrap_text=True, vertical="center", horizontal="center")
+    ws.row_dimensions[row].height = 30
+
+
+def _xlsx_row(ws: Worksheet, row: int, values: Sequence[Any], *, bold: bool = False,
+              decimals: Sequence[int] = ()) -> None:
+    """One table row with borders; columns in ``decimals`` show one decimal place."""
+    for column, value in enumerate(values, start=1):
+        cell = ws.cell(row=row, column=column, value=None if value == "" else value)
+        cell.border = _GRID
+        if column in decimals:
+            cell.number_format = "0.0"
+        if bold:
+            cell.font = _BOLD
+        if column == 2:
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
+
+
+def _xlsx_page_setup(ws: Worksheet, *, landscape: bool) -> None:
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.orientation = "landscape" if landscape else "portrait"
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+
+
+def _sheet_title(code: str, used: set[str]) -> str:
+    """The code as a worksheet title: at most 31 characters, no ``[]:*?/\\``, unique."""
+    base = re.sub(r"[\[\]:*?/\\]", "_", code).strip("'") or "_"
+    title = base[:_SHEET_TITLE_MAX]
+    number = 1
+    while title.casefold() in used:
+        number += 1
+        suffix = f"~{number}"
+        title = base[:_SHEET_TITLE_MAX - len(suffix)] + suffix
+    used.add(title.casefold())
+    return title
+
+
+# ---------------------------------------------------------------- maps
+
+
+@dataclass(frozen=True)
+class _MapData:
+    """A CD's map in its own metres: shape rings, route, labelled dots."""
+
+    rings: list[np.ndarray]  # closed rings; exteriors counter-clockwise, holes clockwise
+    route: np.ndarray  # (k, 2) visited units in route order
+    labels: list[tuple[float, float, str]]  # one label per location of visited units
+    first: tuple[float, float] | None
+    idle: np.ndarray  # (m, 2) units not visited
+    bounds: tuple[float, float, float, float]
+    spacing: float | None  # median distance from a labelled place to its nearest one, m
+
+
+def _map_data(sheet: _CdSheet) -> _MapData | None:
+    rings: list[np.ndarray] = []
+    if sheet.shape is not None:
+        oriented = shapely.orient_polygons(sheet.shape)
+        for polygon in shapely.get_parts(oriented):
+            if not isinstance(polygon, shapely.Polygon):
+                continue
+            rings.append(np.asarray(polygon.exterior.coords)[:, :2])
+            rings += [np.asarray(hole.coords)[:, :2] for hole in polygon.interiors]
+    route = np.array([u.xy for u in sheet.visited if u.xy is not None], dtype=float)
+    route = route.reshape(-1, 2)
+    idle = np.array([u.xy for u in sheet.unvisited if u.xy is not None], dtype=float)
+    idle = idle.reshape(-1, 2)
+    everything = [*rings, route, idle]
+    points = np.concatenate(everything) if everything else np.zeros((0, 2))
+    if len(points) == 0:
+        return None
+    minx, miny = points.min(axis=0)
+    maxx, maxy = points.max(axis=0)
+    grouped: dict[tuple[float, float], list[int]] = {}
+    for unit in sheet.visited:
+        if unit.xy is not None and unit.number is not None:
+            key = (round(unit.xy[0], 1), round(unit.xy[1], 1))
+            grouped.setdefault(key, []).append(unit.number)
+    labels = [(x, y, _number_label(numbers)) for (x, y), numbers in grouped.items()]
+    first = (float(route[0, 0]), float(route[0, 1])) if len(route) else None
+    spacing = None
+    if len(grouped) > 1:
+        places = np.array(list(grouped), dtype=float)
+        distances, _ = cKDTree(places).query(places, k=2)
+        spacing = float(np.median(distances[:, 1]))
+    return _MapData(rings, route, labels, first, idle,
+                    (float(minx), float(miny), float(maxx), float(maxy)), spacing)
+
+
+def _number_label(numbers: list[int]) -> str:
+    """``[3, 4, 5]`` as ``"3–5"``, ``[3, 7]`` as ``"3, 7"``: the visits at one place."""
+    numbers = sorted(numbers)
+    if len(numbers) > 2 and numbers[-1] - numbers[0] == len(numbers) - 1:
+        return f"{numbers[0]}–{numbers[-1]}"
+    return ", ".join(str(n) for n in numbers)
+
+
+def _scale_bar(extent_m: float) -> float:
+    """A round length (1, 2 or 5 × 10^k metres) near a fifth of the map's width."""
+    target = max(extent_m / 5.0, 1.0)
+    power = 10.0 ** math.floor(math.log10(target))
+    for step in (5.0, 2.0, 1.0):
+        if step * power <= target:
+            return step * power
+    return power
+
+
+def _length_label(metres: float, text: dict[str, str]) -> str:
+    if metres >= 1000:
+        return f"{metres / 1000:g} {text['km']}"
+    return f"{metres:g} {text['m']}"
+
+
+def _svg_map(sheet: _CdSheet, text: dict[str, str]) -> str:
+    """The CD as an inline SVG: territory, route, numbered dots and a scale bar."""
+    data = _map_data(sheet)
+    if data is None:
+        return ""
+    minx, miny, maxx, maxy = data.bounds
+    dx, dy = max(maxx - minx, 1.0), max(maxy - miny, 1.0)
+    width = _SVG_WIDTH
+    inner = width - 2 * _SVG_PAD
+    scale = inner / dx
+    tallest = _SVG_WIDTH if len(data.route) + len(data.idle) > _DENSE_UNITS else _SVG_MAX_HEIGHT
+    height = min(max(dy * scale + 2 * _SVG_PAD, _SVG_MIN_HEIGHT), tallest)
+    scale = min(scale, (height - 2 * _SVG_PAD - 14) / dy)
+    ox = (width - dx * scale) / 2 - minx * scale
+    oy = (height - 14 - dy * scale) / 2 + maxy * scale
+
+    # dense districts get smaller dots and labels, so that the numbers stay apart
+    gap = math.inf if data.spacing is None else data.spacing * scale
+    font = min(max(0.5 * gap, 7.5), 11.0)
+    radius = min(max(0.16 * gap, 2.4), 3.6)
+
+    def x_of(x: float) -> str:
+        return f"{ox + x * scale:.1f}"
+
+    def y_of(y: float) -> str:
+        return f"{oy - y * scale:.1f}"
+
+    parts = [
+        f'<svg viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
+        f'aria-label="{html.escape(sheet.code)}">',
+        f'<rect x="0" y="0" width="{width:.0f}" height="{height:.0f}" fill="#fff"/>',
+    ]
+    if data.rings:
+        path = " ".join(
+            "M" + " L".join(f"{x_of(x)} {y_of(y)}" for x, y in ring) + " Z"
+            for ring in data.rings
+        )
+        parts.append(f'<path d="{path}" fill="#fff4d6" stroke="#8a6d1f" stroke-width="1.6" '
+                     'fill-rule="evenodd"/>')
+    if len(data.route) > 1:
+        points = " ".join(f"{x_of(x)},{y_of(y)}" for x, y in data.route)
+        parts.append(f'<polyline points="{points}" fill="none" stroke="#1f4e9a" '
+                     'stroke-width="1.4" stroke-linejoin="round" stroke-opacity="0.8"/>')
+    for x, y in data.idle:
+        parts.append(f'<circle cx="{x_of(x)}" cy="{y_of(y)}" r="{radius * 0.9:.1f}" '
+                     'fill="#fff" stroke="#555" stroke-width="1"/>')
+    for x, y in data.route:
+        parts.append(f'<circle cx="{x_of(x)}" cy="{y_of(y)}" r="{radius:.1f}" fill="#c62828"/>')
+    if data.first is not None:
+        parts.append(f'<circle cx="{x_of(data.first[0])}" cy="{y_of(data.first[1])}" '
+                     f'r="{radius * 1.4:.1f}" fill="#2e7d32" stroke="#fff" stroke-width="1"/>')
+    parts.append(f'<g font-size="{font:.1f}" font-weight="bold" fill="#000" stroke="#fff" '
+                 'stroke-width="3" paint-order="stroke" stroke-linejoin="round">')
+    shift = radius + 1
+    for x, y, label in data.labels:
+        parts.append(f'<text x="{float(x_of(x)) + shift:.1f}" y="{float(y_of(y)) - shift:.1f}">'
+                     f'{html.escape(label)}</text>')
+    parts.append("</g>")
+    bar = _scale_bar(dx)
+    bar_px = bar * scale
+    y0 = height - 8
+    parts.append(
+        f'<g stroke="#000" stroke-width="1.5"><line x1="{_SVG_PAD:.1f}" y1="{y0:.1f}" '
+        f'x2="{_SVG_PAD + bar_px:.1f}" y2="{y0:.1f}"/>'
+        f'<line x1="{_SVG_PAD:.1f}" y1="{y0 - 4:.1f}" x2="{_SVG_PAD:.1f}" y2="{y0:.1f}"/>'
+        f'<line x1="{_SVG_PAD + bar_px:.1f}" y1="{y0 - 4:.1f}" x2="{_SVG_PAD + bar_px:.1f}" '
+        f'y2="{y0:.1f}"/></g>'
+        f'<text x="{_SVG_PAD + bar_px + 6:.1f}" y="{y0 + 3:.1f}" font-size="10">'
+        f'{html.escape(_length_label(bar, text))}</text>'
+    )
+    parts.append(f'<text x="{width - _SVG_PAD:.1f}" y="{_SVG_PAD:.1f}" font-size="12" '
+                 'text-anchor="end" font-weight="bold">N ↑</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _map_png(sheet: _CdSheet, text: dict[str, str]) -> bytes | None:
+    """The CD's map as PNG bytes (matplotlib, Agg), identical for identical sheets."""
+    data = _map_data(sheet)
+    if data is None:
+        return None
+    minx, miny, maxx, maxy = data.bounds
+    dx, dy = max(maxx - minx, 1.0), max(maxy - miny, 1.0)
+    aspect = min(max(dy / dx, 0.4), 1.4)
+    figure = Figure(figsize=(_PNG_INCHES, _PNG_INCHES * aspect), dpi=_PNG_DPI)
+    FigureCanvasAgg(figure)
+    axes = figure.add_axes((0.02, 0.02, 0.96, 0.96))
+    axes.set_axis_off()
+    axes.set_aspect("equal", adjustable="box")
+    if data.rings:
+        codes: list[np.uint8] = []
+        for ring in data.rings:
+            codes += [MplPath.MOVETO] + [MplPath.LINETO] * (len(ring) - 2) + [MplPath.CLOSEPOLY]
+        path = MplPath(np.concatenate(data.rings), np.asarray(codes, dtype=np.uint8))
+        axes.add_patch(PathPatch(path, facecolor="#fff4d6", edgecolor="#8a6d1f", linewidth=1.2))
+    if len(data.route) > 1:
+        axes.plot(data.route[:, 0], data.route[:, 1], color="#1f4e9a", linewidth=1.0,
+                  alpha=0.8)
+    if len(data.idle):
+        axes.scatter(data.idle[:, 0], data.idle[:, 1], s=12, facecolor="white",
+                     edgecolor="#555555", linewidth=0.8, zorder=3)
+    if len(data.route):
+        axes.scatter(data.route[:, 0], data.route[:, 1], s=14, color="#c62828", zorder=4)
+    if data.first is not None:
+        axes.scatter([data.first[0]], [data.first[1]], s=36, color="#2e7d32", zorder=5,
+                     edgecolor="white", linewidth=0.6)
+    # the axes' width in points over the data's width: about the scale, for the label size
+    points_per_m = 0.96 * _PNG_INCHES * 72 / dx
+    gap = math.inf if data.spacing is None else data.spacing * points_per_m
+    font = min(max(0.5 * gap, 5.0), 7.0)
+    beside = offset_copy(axes.transData, fig=figure, x=2.5, y=2.5, units="points")
+    for x, y, label in data.labels:
+        axes.text(x, y, label, fontsize=font, fontweight="bold", zorder=6, transform=beside)
+    pad = 0.04 * max(dx, dy)
+    axes.set_xlim(minx - pad, maxx + pad)
+    axes.set_ylim(miny - 2.5 * pad, maxy + pad)
+    bar = _scale_bar(dx)
+    bar_y = miny - 1.8 * pad
+    axes.plot([minx, minx + bar], [bar_y, bar_y], color="black", linewidth=1.5)
+    axes.text(minx + bar, bar_y, f"  {_length_label(bar, text)}", fontsize=7, va="center")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- HTML
+
+_CSS = """
+@page { size: A4; margin: 12mm }
+* { box-sizing: border-box }
+html { font-family: "DejaVu Sans", "Liberation Sans", Arial, sans-serif; font-size: 9.5pt;
+       color: #000; -webkit-print-color-adjust: exact; print-color-adjust: exact }
+body { margin: 0 }
+section.cd { page-break-before: always; break-before: page }
+h1 { font-size: 13pt; margin: 0 0 2.5mm }
+h1 .code { white-space: nowrap }
+table { border-collapse: collapse; width: 100% }
+table.fields td { padding: 0.7mm 2mm 0.7mm 0; vertical-align: top }
+table.fields td.label { font-weight: bold; white-space: nowrap; width: 1% }
+table.fields td.value { white-space: nowrap }
+table.fields td.value.wrap { white-space: normal }
+table.sign { margin: 2mm 0 1mm; table-layout: fixed }
+table.sign td { padding: 0 2mm 0 0; vertical-align: bottom; height: 9mm }
+table.sign td.label { font-weight: bold; white-space: nowrap }
+table.sign td.blank { border-bottom: 0.6pt solid #000 }
+table.sign col.who { width: 64mm }
+table.sign col.name { width: auto }
+table.sign col.sig { width: 25mm }
+table.sign td.label + td.blank + td.label { padding-left: 3mm }
+table.sign col.sign { width: 38mm }
+table.grid { margin-top: 2mm }
+table.grid th, table.grid td { border: 0.5pt solid #000; padding: 0.8mm 1.2mm }
+table.grid th { background: #e6e6e6; font-size: 8pt; font-weight: bold; vertical-align: bottom }
+table.grid th span.w { white-space: nowrap }
+table.grid td.n { text-align: right; white-space: nowrap }
+table.grid td.no { text-align: right; font-weight: bold; width: 7mm }
+table.grid td.id, table.grid td.code { white-space: nowrap }
+table.grid td.id { font-size: 8pt }
+table.grid td.mark { width: 14mm }
+table.grid th.who { width: 44mm }
+section.id table.grid td { height: 8mm }
+table.grid tr { page-break-inside: avoid; break-inside: avoid }
+table.grid thead { display: table-header-group }
+table.grid tr.section th { text-align: left; background: #f3f3f3; font-style: italic;
+                           font-size: 9pt }
+table.grid tbody.total td { font-weight: bold; border-top: 1.4pt solid #000 }
+figure.map { margin: 2mm 0 1mm; break-inside: avoid }
+figure.map svg { display: block; width: 100%; height: auto; border: 0.5pt solid #999 }
+figure.map svg text { font-family: "DejaVu Sans", Arial, sans-serif }
+figcaption { font-size: 7.5pt; color: #333; margin-top: 1mm }
+p.route { margin: 2mm 0 0 }
+a { color: inherit; text-decoration: none }
+@media screen {
+  html { background: #8c8c8c }
+  section.page { width: 210mm; min-height: 297mm; margin: 6mm auto; padding: 12mm;
+                 background: #fff; box-shadow: 0 1px 4px rgba(0, 0, 0, 0.4) }
+}
+""".strip()
+
+
+def _html_document(id_sheet: _IdSheet, cd_sheets: list[_CdSheet], *, lang: str) -> str:
+    text = SHEET_TEXT[lang]
+    title = f"{text['id_title']} {id_sheet.code}"
+    parts = [
+        "<!DOCTYPE html>",
+        f'<html lang="{lang}"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title>",
+        f"<style>\n{_CSS}\n</style></head><body>",
+        _html_id_page(id_sheet, lang),
+        *(_html_cd_page(sheet, lang) for sheet in cd_sheets),
+        "</body></html>",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def _html_header(title: str, code: str, sheet: _CdSheet | _IdSheet, text: dict[str, str],
+                 *, columns: int) -> str:
+    esc = html.escape
+    cells = [
+        f'<td class="label">{esc(label)}:</td>'
+        f'<td class="value{" wrap" if len(value) > 24 else ""}">{esc(value)}</td>'
+        for label, value in sheet.header
+    ]
+    rows = ["".join(cells[i:i + columns]) for i in range(0, len(cells), columns)]
+    fields = "".join(f"<tr>{row}</tr>" for row in rows)
+    signers = "".join(
+        f'<tr><td class="label">{esc(label)}:</td><td class="blank"></td>'
+        f'<td class="label">{esc(text["signature"])}:</td><td class="blank"></td></tr>'
+        for label in sheet.signers
+    )
+    return (f'<h1>{esc(title)} <span class="code">{esc(code)}</span></h1>'
+            f'<table class="fields">{fields}</table>'
+            '<table class="sign"><colgroup><col class="who"><col class="name">'
+            f'<col class="sig"><col class="sign"></colgroup>{signers}</table>')
+
+
+def _html_id_page(sheet: _IdSheet, lang: str) -> str:
+    text = SHEET_TEXT[lang]
+    esc = html.escape
+    head = "".join(f"<th>{_html_label(label)}</th>" for label in ID_SHEET_COLUMNS[lang])
+    head += f'<th class="who">{_html_label(text["interviewer_col"])}</th>'
+    body = []
+    for values in sheet.rows:
+        code = str(values[0])
+        cells = [f'<td class="code"><a href="#cd-{esc(code)}">{esc(code)}</a></td>',
+                 f'<td class="code">{esc(str(values[1]))}</td>']
+        cells += [f'<td class="n">{_html_number(v, lang)}</td>' for v in values[2:]]
+        cells.append('<td class="blank"></td>')
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    total = sheet.total
+    total_cells = [f"<td>{esc(str(total[0]))}</td>", f"<td>{esc(str(total[1]))}</td>"]
+    total_cells += [f'<td class="n">{_html_number(v, lang)}</td>' for v in total[2:]]
+    total_cells.append("<td></td>")
+    return (
+        f'<section class="page id" id="id-{esc(sheet.code)}">'
+        + _html_header(text["id_title"], sheet.code, sheet, text, columns=2)
+        + f'<table class="grid"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody>"
+        f'<tbody class="total"><tr>{"".join(total_cells)}</tr></tbody></table>'
+        "</section>"
+    )
+
+
+def _html_unit_row(unit: _UnitRow, lang: str) -> str:
+    esc = html.escape
+    number = "" if unit.number is None else str(unit.number)
+    numbers = (unit.dwellings, unit.residents, unit.to_visit, unit.workload)
+    return (
+        f'<tr><td class="no">{number}</td><td>{esc(unit.address)}</td>'
+        f'<td class="id">{esc(unit.unit_id)}</td><td class="n">{esc(unit.flats)}</td>'
+        + "".join(f'<td class="n">{_html_number(v, lang)}</td>' for v in numbers)
+        + '<td class="mark"></td></tr>'
+    )
+
+
+def _html_cd_page(sheet: _CdSheet, lang: str) -> str:
+    text = SHEET_TEXT[lang]
+    esc = html.escape
+    labels = [*CD_SHEET_COLUMNS[lang], text["mark"]]
+    head = "".join(f"<th>{_html_label(label)}</th>" for label in labels)
+    visited = "".join(_html_unit_row(unit, lang) for unit in sheet.visited)
+    unvisited = ""
+    if sheet.unvisited:
+        unvisited = (
+            f'<tbody class="unvisited"><tr class="section"><th colspan="{len(labels)}">'
+            f'{esc(text["unvisited"])}</th></tr>'
+            + "".join(_html_unit_row(unit, lang) for unit in sheet.unvisited)
+            + "</tbody>"
+        )
+    total = sheet.total
+    total_row = (
+        f"<tr><td></td><td>{esc(str(total[0]))}. {esc(str(total[1]))}</td><td></td><td></td>"
+        + "".join(f'<td class="n">{_html_number(v, lang)}</td>' for v in total[4:])
+        + "<td></td></tr>"
+    )
+    svg = _svg_map(sheet, text)
+    figure = (f'<figure class="map">{svg}<figcaption>{esc(text["legend"])}</figcaption></figure>'
+              if svg else "")
+    route = ""
+    if sheet.tour_km != "":
+        route = text["route_text"].format(
+            route=_html_number(sheet.tour_km, lang, decimals=_KM_DECIMALS),
+            naive=_html_number(sheet.naive_km, lang, decimals=_KM_DECIMALS),
+        )
+    empty = "" if sheet.visited or sheet.unvisited else f"<p>{esc(text['no_units'])}</p>"
+    return (
+        f'<section class="page cd" id="cd-{esc(sheet.code)}">'
+        + _html_header(text["cd_title"], sheet.code, sheet, text, columns=2)
+        + figure + empty
+        + f'<table class="grid"><thead><tr>{head}</tr></thead>'
+        f'<tbody class="visited">{visited}</tbody>{unvisited}'
+        f'<tbody class="total">{total_row}</tbody></table>'
+        + (f'<p class="route">{esc(route)}</p>' if route else "")
+        + "</section>"
+    )
+
+
+def _html_label(label: str) -> str:
+    """A column label that wraps between words only (not after "–" inside "(с–по)")."""
+    return " ".join(f'<span class="w">{html.escape(word)}</span>' for word in label.split())
+
+
+def _html_number(value: Any, lang: str, *, decimals: int | None = None) -> str:
+    """A number for print: ``12 345,6`` in Russian, ``12,345.6`` in English."""
+    if isinstance(value, str) or value is None:
+        return html.escape(str(value or ""))
+    if decimals is not None:
+        shown = f"{float(value):.{decimals}f}"
+    elif isinstance(value, float):
+        shown = f"{value:.{_WORKLOAD_DECIMALS}f}"
+    else:
+        shown = str(value)
+    whole, _, fraction = shown.partition(".")
+    sign = "-" if whole.startswith("-") else ""
+    digits = whole.lstrip("-")
+    if len(digits) > 4:
+        groups: list[str] = []
+        while digits:
+            groups.insert(0, digits[-3:])
+            digits = digits[:-3]
+        digits = ("\u00a0" if lang == "ru" else ",").join(groups)
+    point = "," if lang == "ru" else "."
+    return sign + digits + (point + fraction if fraction else "")
 
 
 # ---------------------------------------------------------------- helpers
 
 
-def _dwelling_range(unit: pd.Series) -> str:
-    """``"121–240"`` for a sub-unit of a split building, ``""`` for a whole building."""
-    first, last = unit.get("dwelling_from"), unit.get("dwelling_to")
-    if first is None or last is None or pd.isna(first) or pd.isna(last) or int(first) <= 0:
-        return ""
-    return f"{int(first)}–{int(last)}"
+def _texts(lang: str) -> dict[str, str]:
+    return pick_language(SHEET_TEXT, lang, what="sheet")
 
 
-def _labels(table: dict[str, list[str]], lang: str) -> list[str]:
-    if lang not in table:
-        raise DistrictingError(
-            f"unknown sheet language '{lang}'; choose one of {', '.join(sorted(table))}"
-        )
-    return table[lang]
+def _metric_pair(
+    units: gpd.GeoDataFrame, cds: gpd.GeoDataFrame,
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Units and CDs in one projected CRS (metres), for the maps."""
+    crs = units.crs
+    if crs is not None and not crs.is_projected and len(units):
+        logger.info("sheets: the units are in geographic coordinates; using their UTM zone")
+        crs = units.estimate_utm_crs()
+        units = units.to_crs(crs)
+    if crs is not None and cds.crs is not None and cds.crs != crs:
+        cds = cds.to_crs(crs)
+    return units, cds
 
 
-def _metric(gdf: gpd.GeoDataFrame, name: str) -> gpd.GeoDataFrame:
-    """The layer in a projected CRS (distances in metres) for the walking order."""
-    if gdf.crs is None or gdf.crs.is_projected or len(gdf) == 0:
-        return gdf
-    logger.info("sheets: layer %s is in geographic coordinates; using its UTM zone", name)
-    return gdf.to_crs(gdf.estimate_utm_crs())
+def _optional_column(frame: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in frame.columns:
+        return np.zeros(len(frame))
+    return pd.to_numeric(frame[column], errors="coerce").fillna(0).to_numpy(dtype=float)
+
+
+def _km(value: Any) -> float | str:
+    metres = _as_float(value)
+    return "" if metres is None else round(metres / 1000, _KM_DECIMALS)
+
+
+def _int_sum(values: Iterable[int | str]) -> int:
+    return sum(v for v in values if isinstance(v, int))
 
 
 def _unique_codes(frame: pd.DataFrame, column: str, layer: str) -> list[str]:
@@ -394,24 +1276,14 @@ def _round_workload(value: Any) -> float | str:
 
 
 def _text(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
     return str(value)
 
 
-def _write_csv(path: Path, header: list[str], rows: list[list[Any]], *, delimiter: str) -> None:
-    """Write a CSV table atomically (temporary file in the same folder, then replace)."""
+def _write_csv(path: Path, rows: list[list[Any]], *, delimiter: str) -> None:
+    """Write a CSV table atomically, UTF-8 with a byte-order mark and CRLF."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
-    writer.writerow(header)
     writer.writerows(rows)
-    data = buffer.getvalue().encode(_ENCODING)
-    # A plain open() (unlike mkstemp) gives the file the usual umask permissions.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, buffer.getvalue().encode(_ENCODING))

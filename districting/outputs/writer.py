@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
+import datetime
+import io
 import json
 import logging
 import os
 import shutil
 import tempfile
+import threading
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import pyogrio
+from openpyxl import Workbook
+from openpyxl.xml.constants import ARC_CORE
+from openpyxl.xml.functions import tostring
 
-from districting.errors import InputFileError
+from districting.errors import DistrictingError, InputFileError
 from districting.layers import PlanLayers
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 #: The GeoPackage timestamp is fixed so that equal plans are byte-identical files.
 FIXED_TIMESTAMP = "2021-06-30T00:00:00.000Z"
+
+#: Workbook timestamps (document properties and zip entries), fixed so that reruns match.
+XLSX_TIMESTAMP = datetime.datetime(2000, 1, 1)
 
 
 @contextmanager
@@ -38,6 +51,55 @@ def write_geopackage(layers: PlanLayers, path: Path) -> None:
     with fixed_gpkg_timestamp():
         for name, frame in layers.as_dict().items():
             pyogrio.write_dataframe(frame, path, layer=name, driver="GPKG")
+
+
+def save_workbook(workbook: Workbook, path: Path) -> None:
+    """Save an openpyxl workbook so that the same content always gives the same bytes.
+
+    openpyxl stamps the document's "created" and "modified" properties and every zip
+    entry with the current time; here all of them are :data:`XLSX_TIMESTAMP`.
+    Embedded images are stored as given, so they must be deterministic themselves.
+    """
+    workbook.properties.created = XLSX_TIMESTAMP
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    workbook.properties.modified = XLSX_TIMESTAMP
+    core = tostring(workbook.properties.to_tree())
+    stamp = XLSX_TIMESTAMP.timetuple()[:6]
+    out = io.BytesIO()
+    with zipfile.ZipFile(buffer) as source, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            data = core if item.filename == ARC_CORE else source.read(item)
+            info = zipfile.ZipInfo(item.filename, date_time=stamp)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = item.external_attr
+            target.writestr(info, data)
+    Path(path).write_bytes(out.getvalue())
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write a file through a temporary file in the same folder, then replace ``path``, so
+    a crash never leaves a half-written file. A plain open() (unlike mkstemp) gives the
+    file the usual umask permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def pick_language(texts: dict[str, T], lang: str, *, what: str) -> T:
+    """The ``lang`` entry of a table of texts; an unknown language is a clear error."""
+    if lang not in texts:
+        raise DistrictingError(
+            f"unknown {what} language '{lang}'; choose one of {', '.join(sorted(texts))}"
+        )
+    return texts[lang]
 
 
 def write_json(data: object, path: Path) -> None:
