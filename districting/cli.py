@@ -156,6 +156,7 @@ def _plan_and_write(
     quiet: bool,
     extra_files: dict[str, Path] | None = None,
     compare_with_seed: bool = False,
+    tiles: str | None = None,
 ) -> None:
     from districting.config import load_config
     from districting.outputs.bundle import write_plan
@@ -175,7 +176,7 @@ def _plan_and_write(
                        len(warnings))
     title = f"{config.name}: census districts"
     write_plan(result, out, title=title, lang=lang, extra_files=extra_files, inputs=inputs,
-               config=config)
+               config=config, tiles=tiles)
     counts = result.summary["counts"]
     spread = result.summary["workload"]
     click.echo(
@@ -217,13 +218,16 @@ def _plan_and_write(
 @click.option("--settlements", type=click.Path(path_type=Path),
               help="Polygon file of settlements (default: the register's layer, if any).")
 @click.option("--lang", type=click.Choice(["ru", "en"]), default="ru", show_default=True,
-              help="Language of the field documents.")
+              help="Language of the sheets, the report and the staffing workbook.")
+@click.option("--tiles", default=None, metavar="NAME",
+              help="Background tiles for map.html, e.g. OpenStreetMap (fetched when the map is "
+                   "opened, so online only; default: none, the map works offline).")
 @click.pass_obj
 def plan(obj: dict[str, Any], register: Path, config_path: Path | None, out: Path,
-         seed: int | None, settlements: Path | None, lang: str) -> None:
+         seed: int | None, settlements: Path | None, lang: str, tiles: str | None) -> None:
     """Plan counting, instructor and registration districts for a register."""
     _plan_and_write(register, config_path=config_path, out=out, seed=seed,
-                    settlements=settlements, lang=lang, quiet=obj["quiet"])
+                    settlements=settlements, lang=lang, quiet=obj["quiet"], tiles=tiles)
 
 
 @main.command()

@@ -8,15 +8,16 @@ from pathlib import Path
 
 from districting.config import Config
 from districting.outputs.maps import write_map
-from districting.outputs.sheets import write_cd_sheets, write_instructor_sheets
+from districting.outputs.report import write_report
+from districting.outputs.sheets import write_field_sheets
 from districting.outputs.writer import atomic_directory, write_geopackage, write_json
 from districting.pipeline import PlanResult
 from districting.staffing import staffing_table, write_staffing_xlsx
 
 logger = logging.getLogger(__name__)
 
-OUTPUT_FILES = ("plan.gpkg", "summary.json", "map.html", "staffing.csv", "staffing.xlsx",
-                "sheets/")
+OUTPUT_FILES = ("plan.gpkg", "summary.json", "map.html", "report.html", "overview.png",
+                "staffing.csv", "staffing.xlsx", "sheets/")
 
 
 def write_plan(
@@ -28,17 +29,19 @@ def write_plan(
     extra_files: dict[str, Path] | None = None,
     inputs: tuple[Path, ...] = (),
     config: Config | None = None,
+    tiles: str | None = None,
 ) -> Path:
-    """Write ``plan.gpkg``, ``summary.json``, ``map.html``, ``staffing.csv``,
-    ``staffing.xlsx`` and ``sheets/``.
+    """Write every file of :data:`OUTPUT_FILES`: the layers, the summary, the planner's
+    map, the report with its printable overview map, the staffing plan and the sheets.
 
     Everything is built in a temporary folder that replaces ``out_dir`` only once
     all files are complete. ``inputs`` (the register, the config) must not lie
-    inside ``out_dir``: replacing it would delete them. ``config`` holds the staffing
-    norms (reserve, point staff, days); ``None`` uses the defaults of :class:`Config`.
+    inside ``out_dir``: replacing it would delete them. ``config`` (the staffing norms:
+    reserve, point staff, days) defaults to the one the plan was made with. ``tiles``
+    names a background tile layer for the map (none by default: it works offline).
     """
     out_dir = Path(out_dir)
-    norms = config if config is not None else Config()
+    norms = config if config is not None else result.config
     with atomic_directory(out_dir, protect=inputs) as staging:
         write_geopackage(result.layers, staging / "plan.gpkg")
         staffing = staffing_table(result.layers, config=norms)
@@ -46,9 +49,10 @@ def write_plan(
         write_staffing_xlsx(staffing, staging / "staffing.xlsx", config=norms, lang=lang)
         sheets = staging / "sheets"
         sheets.mkdir()
-        write_cd_sheets(result.layers, sheets, lang=lang)
-        write_instructor_sheets(result.layers, sheets, lang=lang)
-        write_map(result.layers, staging / "map.html", title=title)
+        write_field_sheets(result.layers, sheets, lang=lang, period=norms.period)
+        write_map(result.layers, staging / "map.html", title=title, tiles=tiles)
+        write_report(result.layers, result.summary, staging / "report.html", config=norms,
+                     lang=lang, overview_png=staging / "overview.png")
         for name, source in (extra_files or {}).items():
             shutil.copyfile(source, staging / name)
         write_json(result.summary, staging / "summary.json")
