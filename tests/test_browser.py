@@ -182,3 +182,46 @@ def test_map_screenshot(opened: MapPage, tmp_path: Path) -> None:
     assert len(data) > 20_000  # a drawn map, not a blank page
     save_artifact(shot, "map.png")
     opened.assert_clean()
+
+
+@pytest.fixture(scope="module")
+def planned_map(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, PlanLayers]:
+    """map.html of a plan the pipeline made from a two-settlement register."""
+    from conftest import two_settlement_register
+
+    from districting.config import config_from_dict
+    from districting.pipeline import plan_from_file
+
+    folder = tmp_path_factory.mktemp("planned")
+    register = folder / "register.gpkg"
+    two_settlement_register().to_file(register, layer="buildings", engine="pyogrio")
+    config = config_from_dict({"counting": {"hours_per_day": 1.0, "tolerance": 0.3},
+                               "registration": {"residents_per_point": 3000}})
+    result, _ = plan_from_file(register, config=config, progress=False)
+    path = folder / "map.html"
+    write_map(result.layers, path, title="Two settlements")
+    return path, result.layers
+
+
+def test_a_pipeline_plan_draws_every_district(browser: Any,
+                                              planned_map: tuple[Path, PlanLayers]) -> None:
+    path, plan = planned_map
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    opened = MapPage(page=page, assets=offline_assets())
+    page.on("pageerror", lambda exc: opened.errors.append(f"pageerror: {exc}"))
+    page.route("**/*", opened.assets.handle)
+    try:
+        page.goto(path.as_uri(), wait_until="load")
+        page.wait_for_selector(f"path.{CLASS_NAMES['counting_districts']}", state="attached")
+        assert _count(page, "counting_districts") == len(plan.counting_districts)
+        assert _count(page, "instructor_districts") == len(plan.instructor_districts)
+        assert _count(page, "registration_districts") == len(plan.registration_districts)
+        assert _count(page, "registration_points") == len(plan.registration_points)
+        shot = path.with_suffix(".png")
+        page.screenshot(path=str(shot))
+        save_artifact(shot, "map-pipeline.png")
+        opened.assert_clean()
+    finally:
+        context.close()
