@@ -348,5 +348,68 @@ def check(plan_dir: Path) -> None:
         sys.exit(1)
 
 
+@main.command("stage2-synth")
+@click.argument("plan_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="Records file to write (.csv or .parquet).")
+@click.option("--seed", default=2021, show_default=True, help="Seed of the synthetic records.")
+@click.option("--truth/--no-truth", default=True, show_default=True,
+              help="Also write <OUT>.truth.csv: what was injected, for scoring dedup.")
+def stage2_synth(plan_dir: Path, out: Path, seed: int, truth: bool) -> None:
+    """Generate synthetic Stage-2 records (web, egov, Aitu, tablets) for a written plan,
+    with injected duplicates, invalid IINs, unknown addresses and conflicts."""
+    from districting.fieldops.generate import generate_records, read_plan_units, write_records
+
+    generated = generate_records(read_plan_units(plan_dir), seed=seed)
+    write_records(generated.records, out)
+    if truth:
+        write_records(generated.truth, out.with_name(out.name + ".truth.csv"))
+    counts = ", ".join(f"{value} {name}" for name, value in generated.counts().items())
+    click.echo(f"wrote {out}: {len(generated.records)} records ({counts})")
+
+
+@main.command()
+@click.argument("records", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="Output folder (replaced atomically).")
+@click.option("--plan", "plan_dir", type=click.Path(path_type=Path), default=None,
+              help="A written plan: records at a building not in it are quarantined.")
+@click.option("--salt", "salt_path", type=click.Path(path_type=Path), default=None,
+              help="Salt file for IIN hashes (default: <OUT>.salt, created if missing; "
+                   "reuse it so hashes match across runs).")
+def dedup(records: tuple[Path, ...], out: Path, plan_dir: Path | None,
+          salt_path: Path | None) -> None:
+    """Deduplicate Stage-2 records by IIN: one accepted record per person; duplicates,
+    quarantined records and conflicts each in their own file; nothing lost."""
+    from districting.fieldops.dedup import (
+        dedup as deduplicate,
+    )
+    from districting.fieldops.dedup import (
+        default_salt_path,
+        load_or_create_salt,
+        plan_buildings,
+        write_dedup,
+    )
+    from districting.fieldops.records import read_records
+
+    frame, problems = read_records(list(records))
+    if problems:
+        logger.warning("the records have %d row problem(s); those rows are quarantined "
+                       "(see quarantined.csv)", len(problems))
+    known = plan_buildings(plan_dir) if plan_dir is not None else None
+    salt = load_or_create_salt(salt_path or default_salt_path(out))
+    result = deduplicate(frame, known_buildings=known, salt=salt)
+    write_dedup(result, out, protect=records)
+    summary = result.summary
+    click.echo(f"wrote {out}: {_dedup_line(summary)}")
+
+
+def _dedup_line(summary: dict[str, Any]) -> str:
+    """The dedup summary in one line: the four outcomes that add up to the input."""
+    parts = [f"{summary.get(key, 0)} {key}"
+             for key in ("accepted", "duplicates", "quarantined", "conflicts")]
+    return f"{summary.get('inputs', 0)} records = " + " + ".join(parts)
+
+
 if __name__ == "__main__":
     main()

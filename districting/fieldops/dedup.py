@@ -1,0 +1,475 @@
+"""Keep one record per person across channels and visits; quarantine, flag or link all others.
+
+Every input record lands in exactly one of four tables:
+
+* **accepted** — one record per valid IIN, plus tablet visits that met no person
+  (status refused, absent or vacant, blank IIN), which progress monitoring needs;
+* **duplicates** — other records of an accepted IIN, with ``duplicate_of``;
+* **quarantined** — records that cannot be used as they are, with a ``reason``: a
+  missing or invalid IIN, an address (``building_id``) not in the plan, or a row
+  problem found when reading (unknown channel, unreadable time, tablet record without
+  status, bad dwelling number, blank building);
+* **conflicts** — every record of an IIN that appears at two or more addresses
+  (``building_id`` and ``dwelling``), with a ``conflict_group``; none of them is
+  accepted until someone resolves the conflict.
+
+Precedence among the records of one IIN at one address (:data:`PRECEDENCE`): a complete
+record (online, or a tablet visit with status completed) before an incomplete one; then
+online before tablet; then the latest ``submitted_at``; then the smallest ``record_id``.
+
+Personal data: outputs never hold a raw IIN. The ``iin`` column becomes ``iin_hash``
+(:func:`~districting.fieldops.iin.hash_iin`, salted SHA-256) and ``iin_masked``
+(``8710******27``); an invalid IIN keeps only its masked form (``(malformed)`` unless
+it has 12 characters). Reuse the same salt file across runs so that hashes match, and
+keep it secret: with the salt, IINs can be recovered from their hashes by trying them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import secrets
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from districting.errors import DistrictingError, InputFileError
+from districting.fieldops.generate import read_plan_units
+from districting.fieldops.iin import check_iin, hash_iin, mask_iin
+from districting.fieldops.records import (
+    CHANNELS,
+    NO_PERSON_STATUSES,
+    ONLINE_CHANNELS,
+    normalize_records,
+    parse_times,
+    record_issues,
+)
+from districting.outputs.writer import atomic_directory, write_json
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "OUTPUT_COLUMNS",
+    "OUTPUT_FILES",
+    "PRECEDENCE",
+    "SALT_BYTES",
+    "DedupResult",
+    "dedup",
+    "default_salt_path",
+    "load_or_create_salt",
+    "plan_buildings",
+    "write_dedup",
+]
+
+PRECEDENCE = (
+    "among the records of one IIN at one address, keep: a complete record (online, or "
+    "tablet with status completed) before an incomplete one; then online before tablet; "
+    "then the latest submitted_at; then the smallest record_id"
+)
+SALT_BYTES = 32
+MIN_SALT_BYTES = 16
+FORMAT = "districting-dedup/1"
+#: Columns shared by the four tables; each adds its own at the end.
+OUTPUT_COLUMNS = (
+    "record_id", "iin_hash", "iin_masked", "building_id", "dwelling", "household_id",
+    "persons", "channel", "submitted_at", "cd_code", "interviewer", "status", "source", "row",
+)
+OUTPUT_FILES = {
+    "accepted": ("accepted.csv", ()),
+    "duplicates": ("duplicates.csv", ("duplicate_of",)),
+    "quarantined": ("quarantined.csv", ("reason", "detail")),
+    "conflicts": ("conflicts.csv", ("conflict_group", "addresses")),
+}
+SUMMARY_FILE = "summary.json"
+#: Runs of 12 or more ASCII digits: where an IIN could hide in another column.
+_DIGIT_RUN = re.compile(r"[0-9]{12,}")
+
+
+@dataclass
+class DedupResult:
+    """The four tables (columns :data:`OUTPUT_COLUMNS` plus their own, no raw IIN), sorted
+    by ``record_id``, and the summary written to ``summary.json``."""
+
+    accepted: pd.DataFrame
+    duplicates: pd.DataFrame
+    quarantined: pd.DataFrame
+    conflicts: pd.DataFrame
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The four tables by name, in :data:`OUTPUT_FILES` order."""
+        return {name: getattr(self, name) for name in OUTPUT_FILES}
+
+
+def _iin_reason(reason: str) -> tuple[str, str]:
+    """A ``check_iin`` reason as (quarantine reason, detail), neither quoting a birth date."""
+    if reason.startswith("invalid birth date"):
+        return "invalid IIN: invalid birth date", "digits 1–6 are not a valid date YYMMDD"
+    if reason.startswith("invalid century digit"):
+        return "invalid IIN: invalid century digit", f"{reason} (must be 1–6)"
+    if reason.startswith("check digit cannot"):
+        return "invalid IIN: check digit cannot be computed", reason
+    if reason.startswith("check digit"):
+        return "invalid IIN: wrong check digit", reason
+    return f"invalid IIN: {reason}", reason
+
+
+def dedup(records: pd.DataFrame, *, known_buildings: set[str] | None,
+          salt: bytes) -> DedupResult:
+    """Sort every record into accepted, duplicates, quarantined or conflicts.
+
+    Parameters
+    ----------
+    records
+        Records as from :func:`~districting.fieldops.records.read_records` or the
+        generator: the columns of ``ALL_COLUMNS`` (tablet columns may be absent),
+        optionally ``source`` and ``row``. Other columns are dropped (they might hold
+        personal data).
+    known_buildings
+        The plan's ``building_id`` values; a record elsewhere is quarantined as
+        "unknown address". ``None`` skips this check.
+    salt
+        The secret salt of :func:`~districting.fieldops.iin.hash_iin` (see
+        :func:`load_or_create_salt`).
+
+    Raises
+    ------
+    DistrictingError
+        A ``record_id`` is blank, repeated or holds an IIN.
+    RuntimeError
+        An internal error: the four tables are not a partition of the input records.
+    """
+    if len(salt) < MIN_SALT_BYTES:
+        raise DistrictingError(f"the salt must have at least {MIN_SALT_BYTES} bytes")
+    frame = normalize_records(records)
+    frame["source"] = (frame["source"].map(lambda v: "" if pd.isna(v) else str(v))
+                       if "source" in frame.columns else "")
+    frame["row"] = (frame["row"].map(lambda v: "" if pd.isna(v) else str(v))
+                    if "row" in frame.columns else "")
+    ids = frame["record_id"]
+    if (ids == "").any() or ids.duplicated().any():
+        raise DistrictingError("every record needs its own record_id; some are blank or "
+                               "repeated (read the files with read_records to see which)")
+    raw_iins = set(frame["iin"][frame["iin"] != ""])
+    if ids.str.contains(_DIGIT_RUN).any() and any(_holds_iin(i, raw_iins) for i in ids):
+        raise DistrictingError("some record_id values contain an IIN; record ids must not "
+                               "hold personal data")
+    n = len(frame)
+    outcome = np.full(n, "", dtype=object)
+    reason = np.full(n, "", dtype=object)
+    detail = np.full(n, "", dtype=object)
+
+    def settle(mask: np.ndarray, name: str, why: str = "", more: str = "") -> None:
+        open_ = mask & (outcome == "")
+        outcome[open_] = name
+        reason[open_] = why
+        detail[open_] = more
+
+    for issue in record_issues(frame):
+        if issue.quarantine and outcome[issue.position] == "":
+            outcome[issue.position] = "quarantined"
+            reason[issue.position] = issue.reason
+            detail[issue.position] = issue.detail
+    if known_buildings is not None:
+        unknown = ~frame["building_id"].isin(known_buildings).to_numpy()
+        settle(unknown, "quarantined", "unknown address",
+               "the building_id is not in the plan")
+    channel, status, iin = frame["channel"], frame["status"], frame["iin"]
+    no_person = ((channel == "tablet") & status.isin(NO_PERSON_STATUSES) & (iin == ""))
+    settle(no_person.to_numpy(), "accepted")
+    settle((iin == "").to_numpy(), "quarantined", "missing IIN", "the iin is empty")
+    checks = {value: check_iin(value) for value in iin[iin != ""].unique()}
+    iin_values = iin.tolist()
+    for position in np.flatnonzero(outcome == ""):
+        why = checks[iin_values[position]]
+        if why is not None:
+            outcome[position] = "quarantined"
+            reason[position], detail[position] = _iin_reason(why)
+    conflict_group, duplicate_of = _group_by_iin(frame, outcome)
+    valid = {value for value, why in checks.items() if why is None}
+    result = _tables(frame, outcome, reason, detail, conflict_group, duplicate_of,
+                     raw_iins, {value: hash_iin(value, salt=salt) for value in valid})
+    _check_partition(frame["record_id"], result)
+    result.summary = _summary(frame, outcome, reason, result, known_buildings, salt)
+    logger.info("dedup: %d record(s): %d accepted, %d duplicates, %d quarantined, "
+                "%d in conflicts", n, len(result.accepted), len(result.duplicates),
+                len(result.quarantined), len(result.conflicts))
+    return result
+
+
+def _group_by_iin(frame: pd.DataFrame, outcome: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Settle the records with a valid IIN: conflicts, then one accepted per IIN."""
+    n = len(frame)
+    conflict_group = np.full(n, "", dtype=object)
+    duplicate_of = np.full(n, "", dtype=object)
+    open_ = np.flatnonzero(outcome == "")
+    if len(open_) == 0:
+        return conflict_group, duplicate_of
+    sub = frame.iloc[open_][["record_id", "iin", "building_id", "dwelling", "channel",
+                             "status"]].copy()
+    sub["position"] = open_
+    sub["address"] = sub["building_id"] + "\x1f" + sub["dwelling"].str.lstrip("0")
+    addresses = sub.groupby("iin")["address"].transform("nunique")
+    clash = sub[addresses.to_numpy() > 1]
+    if len(clash):
+        firsts = clash.groupby("iin")["record_id"].min().sort_values()
+        width = max(4, len(str(len(firsts))))
+        names = {iin: f"C{k + 1:0{width}d}" for k, iin in enumerate(firsts.index)}
+        positions = clash["position"].to_numpy()
+        outcome[positions] = "conflicts"
+        conflict_group[positions] = clash["iin"].map(names).to_numpy()
+    rest = sub[addresses.to_numpy() == 1].copy()
+    online = rest["channel"].isin(ONLINE_CHANNELS)
+    rest["incomplete"] = ~(online | (rest["status"] == "completed"))
+    rest["tablet"] = ~online
+    rest["time"] = parse_times(frame["submitted_at"].iloc[rest["position"]]).to_numpy()
+    rest = rest.sort_values(["iin", "incomplete", "tablet", "time", "record_id"],
+                            ascending=[True, True, True, False, True], kind="stable")
+    keep = ~rest["iin"].duplicated(keep="first")
+    outcome[rest["position"][keep].to_numpy()] = "accepted"
+    winner = dict(zip(rest["iin"][keep], rest["record_id"][keep], strict=True))
+    others = rest[~keep]
+    outcome[others["position"].to_numpy()] = "duplicates"
+    duplicate_of[others["position"].to_numpy()] = others["iin"].map(winner).to_numpy()
+    return conflict_group, duplicate_of
+
+
+def _check_partition(ids: pd.Series, result: DedupResult) -> None:
+    """Every input record in exactly one table: a broken promise is a bug, never silent."""
+    placed = pd.concat([table["record_id"] for table in result.tables().values()])
+    if len(placed) != len(ids) or placed.duplicated().any() or set(placed) != set(ids):
+        missing = len(set(ids) - set(placed))
+        raise RuntimeError(f"internal error: dedup placed {len(placed)} record(s) for "
+                           f"{len(ids)} inputs ({missing} lost, "
+                           f"{int(placed.duplicated().sum())} placed twice)")
+
+
+def _holds_iin(text: str, raw_iins: set[str]) -> bool:
+    return any(run[i:i + 12] in raw_iins for run in _DIGIT_RUN.findall(text)
+               for i in range(len(run) - 11))
+
+
+def _scrub(values: pd.Series, raw_iins: set[str]) -> pd.Series:
+    """Mask every input IIN that sits in another text column (e.g. a household id)."""
+    hits = values.str.contains(_DIGIT_RUN)
+    if not hits.any():
+        return values
+
+    def mask_run(match: re.Match[str]) -> str:
+        run = list(match.group(0))
+        for i in range(len(run) - 11):
+            if match.group(0)[i:i + 12] in raw_iins:
+                run[i + 4:i + 10] = "*" * 6
+        return "".join(run)
+
+    values = values.copy()
+    values[hits] = values[hits].map(lambda text: _DIGIT_RUN.sub(mask_run, text))
+    return values
+
+
+def _tables(frame: pd.DataFrame, outcome: np.ndarray, reason: np.ndarray, detail: np.ndarray,
+            conflict_group: np.ndarray, duplicate_of: np.ndarray, raw_iins: set[str],
+            hashes: dict[str, str]) -> DedupResult:
+    """The four tables; ``hashes`` maps each valid IIN to its hash (invalid ones get none)."""
+    out = pd.DataFrame({"record_id": frame["record_id"]})
+    iin = frame["iin"]
+    out["iin_hash"] = iin.map(lambda v: hashes.get(v, ""))
+    out["iin_masked"] = iin.map(mask_iin)
+    for column in OUTPUT_COLUMNS[3:]:
+        out[column] = _scrub(frame[column].astype(str), raw_iins) if column != "row" \
+            else frame[column].astype(str)
+    out["duplicate_of"] = duplicate_of
+    out["reason"] = reason
+    out["detail"] = detail
+    out["conflict_group"] = conflict_group
+    addresses = pd.Series("", index=out.index, dtype=object)
+    in_conflict = conflict_group != ""
+    if in_conflict.any():
+        label = (frame["building_id"] + np.where(frame["dwelling"] != "",
+                                                 " dwelling " + frame["dwelling"], ""))
+        listed = (pd.DataFrame({"group": conflict_group[in_conflict],
+                                "label": _scrub(label[in_conflict], raw_iins)})
+                  .groupby("group")["label"]
+                  .agg(lambda s: " | ".join(sorted(set(s)))))
+        addresses[in_conflict] = pd.Series(conflict_group[in_conflict]).map(listed).to_numpy()
+    out["addresses"] = addresses
+    tables = {}
+    for name, (_, extra) in OUTPUT_FILES.items():
+        table = out[outcome == name][[*OUTPUT_COLUMNS, *extra]]
+        tables[name] = table.sort_values("record_id", kind="stable").reset_index(drop=True)
+    return DedupResult(**tables)
+
+
+def _salt_fingerprint(salt: bytes) -> str:
+    return hashlib.sha256(b"districting salt fingerprint\0" + salt).hexdigest()[:16]
+
+
+def _summary(frame: pd.DataFrame, outcome: np.ndarray, reason: np.ndarray,
+             result: DedupResult, known_buildings: set[str] | None,
+             salt: bytes) -> dict[str, Any]:
+    channel = frame["channel"].where(frame["channel"].isin(CHANNELS), "(other)")
+    by_channel: dict[str, dict[str, int]] = {}
+    for name in [*CHANNELS, "(other)"]:
+        mine = (channel == name).to_numpy()
+        if name == "(other)" and not mine.any():
+            continue
+        settled = Counter(str(value) for value in outcome[mine])
+        by_channel[name] = {"inputs": int(mine.sum()),
+                            **{table: int(settled.get(table, 0)) for table in OUTPUT_FILES}}
+    status_records = result.accepted[result.accepted["iin_masked"] == ""]
+    counts = {name: len(table) for name, table in result.tables().items()}
+    return {
+        "format": FORMAT,
+        "inputs": len(frame),
+        **counts,
+        "check": (f"inputs {len(frame)} = accepted {counts['accepted']} + duplicates "
+                  f"{counts['duplicates']} + quarantined {counts['quarantined']} + "
+                  f"conflicts {counts['conflicts']}"),
+        "accepted_persons": counts["accepted"] - len(status_records),
+        "accepted_household_status": {
+            status: int((status_records["status"] == status).sum())
+            for status in NO_PERSON_STATUSES},
+        "conflict_groups": int(result.conflicts["conflict_group"].nunique()),
+        "by_channel": by_channel,
+        "quarantine_reasons": dict(sorted(Counter(
+            str(r) for r, o in zip(reason, outcome, strict=True) if o == "quarantined"
+        ).items())),
+        "address_check": ("building_id checked against the plan "
+                          f"({len(known_buildings)} buildings)" if known_buildings is not None
+                          else "not checked (no plan given)"),
+        "precedence": PRECEDENCE,
+        "personal_data": {
+            "iin_hash": "first 16 hex digits of sha256(salt + IIN); the same salt gives the "
+                        "same hash, so reuse the salt file across runs",
+            "iin_masked": "first 4 and last 2 digits; '(malformed)' when not 12 characters",
+            "salt_fingerprint": _salt_fingerprint(salt),
+            "note": "outputs hold no raw IIN: IINs are stored as salted hashes; keep the "
+                    "salt secret and apart from these files",
+        },
+    }
+
+
+def plan_buildings(plan_dir: str | Path) -> set[str]:
+    """The ``building_id`` values of a plan folder's units (the known addresses)."""
+    units = read_plan_units(plan_dir)
+    if "building_id" not in units.columns:
+        raise InputFileError(f"the units layer in {plan_dir} has no building_id column")
+    return {str(v).strip() for v in units["building_id"] if not pd.isna(v)}
+
+
+def default_salt_path(out_dir: str | Path) -> Path:
+    """Where the salt lives by default: beside the output folder, ``<out_dir>.salt``.
+
+    Not inside it, so that the folder can be shared without the salt, and replacing
+    the folder on a rerun keeps the salt.
+    """
+    out = Path(out_dir)
+    return out.with_name(f"{out.name}.salt")
+
+
+def load_or_create_salt(path: str | Path) -> bytes:
+    """The salt in ``path`` (hexadecimal text), or a new random 32-byte salt saved there.
+
+    The same salt must be reused across runs for IIN hashes to match. The file is
+    created readable by its owner only; a new salt is logged as a warning.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InputFileError(f"the salt path {path} is a folder, not a file")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        salt = secrets.token_bytes(SALT_BYTES)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+                handle.write(salt.hex() + "\n")
+            created = True
+            try:
+                os.link(temporary, path)  # fails if another run created the salt meanwhile
+            except FileExistsError:
+                created = False
+            except OSError:  # a file system without hard links
+                created = not path.exists()
+                if created:
+                    os.replace(temporary, path)
+            if created:
+                logger.warning("created a new salt file %s; keep it secret and reuse it so "
+                               "that IIN hashes match across runs", path)
+        finally:
+            temporary.unlink(missing_ok=True)
+    try:
+        text = path.read_text(encoding="ascii").strip()
+        salt = bytes.fromhex(text)
+    except (UnicodeDecodeError, ValueError):
+        raise InputFileError(f"the salt file {path} must hold hexadecimal text "
+                             f"({2 * SALT_BYTES} hex digits)") from None
+    except OSError as exc:
+        raise InputFileError(f"cannot read the salt file {path}: {exc.strerror}") from None
+    if len(salt) < MIN_SALT_BYTES:
+        raise InputFileError(f"the salt in {path} is too short ({len(salt)} bytes; use at "
+                             f"least {MIN_SALT_BYTES}, best {SALT_BYTES})")
+    return salt
+
+
+def _is_earlier_output(target: Path) -> bool:
+    """Whether ``target`` is a folder written by :func:`write_dedup` and nothing else."""
+    summary = target / SUMMARY_FILE
+    if not target.is_dir() or not summary.is_file():
+        return False
+    names = {name for name, _ in OUTPUT_FILES.values()} | {SUMMARY_FILE}
+    if any(child.name not in names for child in target.iterdir()):
+        return False
+    try:
+        return f'"format": "{FORMAT}"' in summary.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def write_dedup(result: DedupResult, out_dir: str | Path, *,
+                protect: Sequence[Path] = ()) -> Path:
+    """Write the four CSV tables and ``summary.json`` to ``out_dir``, all or nothing.
+
+    The folder must be new, empty, or an earlier output of this function (it is then
+    replaced). ``protect`` are input paths the folder must not hold. CSVs are UTF-8
+    with ``\\n`` line ends, sorted by ``record_id``: the same result gives the same bytes.
+    """
+    target = Path(out_dir).resolve()
+    if not _is_earlier_output(target):
+        with atomic_directory(target, protect=tuple(protect)) as staging:
+            _write_files(result, staging)
+        return target
+    cwd = Path.cwd().resolve()
+    if cwd == target or target in cwd.parents:
+        raise InputFileError(
+            f"output folder {target} holds the working directory; choose a new folder")
+    # atomic_directory replaces only plan folders: move the earlier output aside, and
+    # put it back if writing fails, so that the folder is always complete or absent.
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.prev-", dir=target.parent))
+    os.replace(target, aside / target.name)
+    try:
+        with atomic_directory(target, protect=tuple(protect)) as staging:
+            _write_files(result, staging)
+    except BaseException:
+        if not target.exists():
+            os.replace(aside / target.name, target)
+        raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+    return target
+
+
+def _write_files(result: DedupResult, folder: Path) -> None:
+    for name, table in result.tables().items():
+        text = table.astype(str).to_csv(index=False, lineterminator="\n")
+        (folder / OUTPUT_FILES[name][0]).write_bytes(text.encode("utf-8"))
+    write_json(result.summary, folder / SUMMARY_FILE)
