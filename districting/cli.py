@@ -404,6 +404,38 @@ def dedup(records: tuple[Path, ...], out: Path, plan_dir: Path | None,
     click.echo(f"wrote {out}: {_dedup_line(summary)}")
 
 
+@main.command()
+@click.argument("plan_dir", type=click.Path(path_type=Path))
+@click.option("--records", "records", multiple=True, required=True,
+              type=click.Path(path_type=Path),
+              help="Deduplicated records (dedup's accepted.csv); repeat for several files.")
+@click.option("--as-of", "as_of", required=True, type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="Count records submitted up to the end of this day (YYYY-MM-DD).")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="Output folder (replaced atomically).")
+@click.option("--lang", type=click.Choice(["ru", "en"]), default="ru", show_default=True,
+              help="Language of the dashboard and the reasons.")
+def progress(plan_dir: Path, records: tuple[Path, ...], as_of: Any, out: Path,
+             lang: str) -> None:
+    """Coverage, completion and lagging districts of the door-to-door round, per CD, ID
+    and settlement, with a dashboard."""
+    from districting.fieldops.progress import run_progress
+
+    result = run_progress(plan_dir, list(records), as_of=as_of.date(), out_dir=out, lang=lang)
+    summary = result.summary
+    click.echo(f"wrote {out}: progress as of {as_of.date().isoformat()}: "
+               f"{_progress_line(summary)}")
+
+
+def _progress_line(summary: dict[str, Any]) -> str:
+    totals = summary.get("totals", {})
+    lagging = summary.get("lagging_cds", [])
+    over = summary.get("over_covered_cds", [])
+    return (f"coverage {totals.get('coverage', 0):.1%}, completion "
+            f"{totals.get('completion', 0):.1%}, {len(lagging)} CD(s) lagging, "
+            f"{len(over)} over-covered")
+
+
 def _dedup_line(summary: dict[str, Any]) -> str:
     """The dedup summary in one line: the four outcomes that add up to the input."""
     parts = [f"{summary.get(key, 0)} {key}"

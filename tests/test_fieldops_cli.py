@@ -37,6 +37,17 @@ def test_synthetic_records_then_dedup_lose_nothing_and_hide_iins(tmp_path: Path)
     written = b"".join(path.read_bytes() for path in (tmp_path / "dedup").iterdir())
     assert not any(iin.encode() in written for iin in raw if len(iin) >= 10)
     assert (tmp_path / "dedup.salt").is_file()  # beside the folder, not inside it
+    # progress on the accepted records: per-CD figures that nest, and no IIN hash anywhere
+    out = run("progress", str(plan), "--records", str(tmp_path / "dedup" / "accepted.csv"),
+              "--as-of", "2021-10-20", "--out", str(tmp_path / "progress"))
+    assert "as of 2021-10-20" in out
+    cds = pd.read_csv(tmp_path / "progress" / "cd_progress.csv", dtype={"cd_code": str})
+    settlements = pd.read_csv(tmp_path / "progress" / "settlement_progress.csv")
+    assert cds["done_households"].sum() == settlements["done_households"].sum()
+    assert cds["expected_persons"].sum() == settlements["expected_persons"].sum()
+    hashes = pd.read_csv(tmp_path / "dedup" / "accepted.csv", dtype=str)["iin_hash"].dropna()
+    shown = b"".join(path.read_bytes() for path in (tmp_path / "progress").iterdir())
+    assert not any(value.encode() in shown for value in hashes)
 
 
 def test_dedup_of_a_missing_file_is_one_clear_error(tmp_path: Path) -> None:
