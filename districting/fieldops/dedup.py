@@ -31,8 +31,6 @@ import logging
 import os
 import re
 import secrets
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,7 +51,7 @@ from districting.fieldops.records import (
     parse_times,
     record_issues,
 )
-from districting.outputs.writer import atomic_directory, write_json
+from districting.outputs.writer import atomic_directory, rewrite_folder, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -448,23 +446,8 @@ def write_dedup(result: DedupResult, out_dir: str | Path, *,
         with atomic_directory(target, protect=tuple(protect)) as staging:
             _write_files(result, staging)
         return target
-    cwd = Path.cwd().resolve()
-    if cwd == target or target in cwd.parents:
-        raise InputFileError(
-            f"output folder {target} holds the working directory; choose a new folder")
-    # atomic_directory replaces only plan folders: move the earlier output aside, and
-    # put it back if writing fails, so that the folder is always complete or absent.
-    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.prev-", dir=target.parent))
-    os.replace(target, aside / target.name)
-    try:
-        with atomic_directory(target, protect=tuple(protect)) as staging:
-            _write_files(result, staging)
-    except BaseException:
-        if not target.exists():
-            os.replace(aside / target.name, target)
-        raise
-    finally:
-        shutil.rmtree(aside, ignore_errors=True)
+    rewrite_folder(target, lambda staging: _write_files(result, staging),
+                   protect=tuple(protect))
     return target
 
 

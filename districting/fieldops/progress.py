@@ -46,9 +46,6 @@ import html
 import io
 import logging
 import math
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -73,11 +70,14 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from districting.check import read_plan_layers
 from districting.errors import DistrictingError, InputFileError
+from districting.fieldops.records import read_table
 from districting.layers import LAYER_FIELDS, PlanLayers
 from districting.outputs.maps import _add_geojson, _assign_sequential_ids, _display_frame
+from districting.outputs.numbers import as_number, localise, whole
 from districting.outputs.writer import (
     atomic_directory,
     pick_language,
+    rewrite_folder,
     write_bytes_atomic,
     write_json,
 )
@@ -864,7 +864,7 @@ def read_progress_records(paths: Sequence[str | Path]) -> pd.DataFrame:
     frames = []
     for raw in paths:
         path = Path(raw)
-        frame = _read_records_file(path)
+        frame = read_table(path)
         missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
         if missing:
             hint = (": these look like raw records; deduplicate them first and give the "
@@ -880,32 +880,6 @@ def read_progress_records(paths: Sequence[str | Path]) -> pd.DataFrame:
             f"{repeated} records share a record_id with another; give each file of accepted "
             "records once")
     return records
-
-
-def _read_records_file(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise InputFileError(f"records file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise InputFileError(
-            f"{path}: unsupported records format '{suffix}' (use one of {', '.join(SUFFIXES)})")
-    if suffix == ".csv":
-        try:
-            with path.open(encoding="utf-8-sig") as handle:
-                header = handle.readline()
-            separator = ";" if header.count(";") > header.count(",") else ","
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
-                               sep=separator)
-        except UnicodeDecodeError:
-            raise InputFileError(f"{path}: the CSV is not UTF-8 encoded") from None
-        except pd.errors.EmptyDataError:
-            raise InputFileError(f"{path}: the file is empty (no header row)") from None
-        except pd.errors.ParserError:
-            raise InputFileError(f"{path}: cannot parse the CSV") from None
-    try:
-        return pd.read_parquet(path)
-    except Exception:  # pyarrow raises several error types for unreadable files
-        raise InputFileError(f"{path}: cannot read as Parquet") from None
 
 
 def read_plan(plan_dir: str | Path) -> PlanLayers:
@@ -1051,23 +1025,8 @@ def _is_earlier_output(target: Path) -> bool:
 
 def _replace_earlier(target: Path, files: Mapping[str, bytes], summary: dict[str, Any],
                      protect: Sequence[Path]) -> None:
-    cwd = Path.cwd().resolve()
-    if cwd == target or target in cwd.parents:
-        raise InputFileError(
-            f"output folder {target} holds the working directory; choose a new folder")
-    # atomic_directory replaces only plan folders: move the earlier output aside, and
-    # put it back if writing fails, so that the folder is always complete or absent.
-    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.prev-", dir=target.parent))
-    os.replace(target, aside / target.name)
-    try:
-        with atomic_directory(target, protect=tuple(protect)) as staging:
-            _write_files(staging, files, summary)
-    except BaseException:
-        if not target.exists():
-            os.replace(aside / target.name, target)
-        raise
-    finally:
-        shutil.rmtree(aside, ignore_errors=True)
+    rewrite_folder(target, lambda staging: _write_files(staging, files, summary),
+                   protect=tuple(protect))
 
 
 def _with_reasons(frame: pd.DataFrame, result: ProgressResult, t: dict[str, str],
@@ -1087,7 +1046,7 @@ def _lagging_reason(row: Mapping[Any, Any], result: ProgressResult, t: dict[str,
         return t["reason_not_started"].format(start=_date(result.period[0], lang))
     if status != "lagging":
         return ""
-    short = _int(row["households_short"], lang)
+    short = whole(row["households_short"], lang)
     if result.summary.get("phase") == "ended":
         return t["reason_ended"].format(completion=_pct(row["completion"], lang), short=short)
     return t["reason_lagging"].format(projected=_pct(row["projected_completion"], lang),
@@ -1099,7 +1058,7 @@ def _over_reason(row: Mapping[Any, Any], result: ProgressResult, t: dict[str, st
     if not row["over_coverage"]:
         return ""
     if not row["expected_persons"]:
-        return t["reason_over_none"].format(counted=_int(row["counted_persons"], lang))
+        return t["reason_over_none"].format(counted=whole(row["counted_persons"], lang))
     return t["reason_over"].format(coverage=_pct(row["coverage"], lang),
                                    threshold=_pct(result.over_threshold, lang, digits=0))
 
@@ -1141,36 +1100,19 @@ def _csv_quote(text: str) -> str:
 # ---------------------------------------------------------------- number formats
 
 
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
 
-
-def _localise(text: str, lang: str) -> str:
-    """Russian number style: a no-break space groups thousands, a comma marks decimals."""
-    if lang != "ru":
-        return text
-    return text.replace(",", "\u00a0").replace(".", ",")
-
-
-def _int(value: Any, lang: str) -> str:
-    number = _number(value)
-    return "—" if number is None else _localise(f"{round(number):,}", lang)
 
 
 def _dec(value: Any, lang: str, digits: int = 1) -> str:
-    number = _number(value)
-    return "—" if number is None else _localise(f"{number:,.{digits}f}", lang)
+    number = as_number(value)
+    return "—" if number is None else localise(f"{number:,.{digits}f}", lang)
 
 
 def _pct(value: Any, lang: str, digits: int = 1) -> str:
-    number = _number(value)
+    number = as_number(value)
     if number is None:
         return "—"
-    return _localise(f"{number * 100:,.{digits}f}", lang) + ("\u00a0%" if lang == "ru" else "%")
+    return localise(f"{number * 100:,.{digits}f}", lang) + ("\u00a0%" if lang == "ru" else "%")
 
 
 def _date(day: date, lang: str) -> str:
@@ -1186,7 +1128,7 @@ def _esc(value: Any) -> str:
 
 def completion_colour(value: Any) -> str:
     """The choropleth colour of a completion rate (0–100 %, clipped); grey when unknown."""
-    number = _number(value)
+    number = as_number(value)
     if number is None:
         return _NO_DATA_COLOUR
     return str(to_hex(colormaps[_COLOUR_MAP](min(max(number, 0.0), 1.0)), keep_alpha=False))
@@ -1279,11 +1221,11 @@ def _header_html(result: ProgressResult, *, title: str, t: dict[str, str], lang:
         online=_date(result.online_start, lang))
     cds = s["counting_districts"]
     cards = [
-        (t["expected_persons"], _int(totals["expected_persons"], lang), False),
-        (t["counted_persons"], _int(totals["counted_persons"], lang), False),
+        (t["expected_persons"], whole(totals["expected_persons"], lang), False),
+        (t["counted_persons"], whole(totals["counted_persons"], lang), False),
         (t["coverage"], _pct(totals["coverage"], lang), False),
-        (t["expected_households"], _int(totals["expected_households"], lang), False),
-        (t["done_households"], _int(totals["done_households"], lang), False),
+        (t["expected_households"], whole(totals["expected_households"], lang), False),
+        (t["done_households"], whole(totals["done_households"], lang), False),
         (t["completion"], _pct(totals["completion"], lang), False),
         (t["daily_pace"], _dec(totals["daily_pace"], lang), False),
         (t["required_pace"], _dec(totals["required_pace"], lang), False),
@@ -1328,17 +1270,17 @@ def _cd_tooltip(row: Mapping[Any, Any], result: ProgressResult, t: dict[str, str
         f"{html.escape(t['status_' + str(row['status'])])}",
         f"{html.escape(t['id'])}: {_esc(row['id_code'])}",
         html.escape(t["persons_line"].format(
-            counted=_int(row["counted_persons"], lang),
-            expected=_int(row["expected_persons"], lang),
+            counted=whole(row["counted_persons"], lang),
+            expected=whole(row["expected_persons"], lang),
             coverage=_pct(row["coverage"], lang))),
         html.escape(t["households_line"].format(
-            done=_int(row["done_households"], lang),
-            expected=_int(row["expected_households"], lang),
+            done=whole(row["done_households"], lang),
+            expected=whole(row["expected_households"], lang),
             completion=_pct(row["completion"], lang))),
         html.escape(t["breakdown_line"].format(
-            online=_int(row["done_online"], lang), visit=_int(row["done_visit"], lang),
-            vacant=_int(row["done_vacant"], lang),
-            attempted=_int(row["attempted_households"], lang))),
+            online=whole(row["done_online"], lang), visit=whole(row["done_visit"], lang),
+            vacant=whole(row["done_vacant"], lang),
+            attempted=whole(row["attempted_households"], lang))),
         html.escape(t["pace_line"].format(pace=_dec(row["daily_pace"], lang),
                                           required=_dec(row["required_pace"], lang))),
         html.escape(t["projection_line"].format(
@@ -1394,8 +1336,8 @@ def _dashboard_map(result: ProgressResult, cds: pd.DataFrame, *, t: dict[str, st
             line = f"<b>{html.escape(t['id'])} {_esc(code)}</b>"
             if row is not None:
                 line += "<br>" + html.escape(t["households_line"].format(
-                    done=_int(row["done_households"], lang),
-                    expected=_int(row["expected_households"], lang),
+                    done=whole(row["done_households"], lang),
+                    expected=whole(row["expected_households"], lang),
                     completion=_pct(row["completion"], lang)))
             tips.append({"tip": line})
         _add_geojson(id_group, id_shapes, tips, class_name="id-outline",
@@ -1453,10 +1395,10 @@ def _lagging_table(cds: pd.DataFrame, result: ProgressResult, *, t: dict[str, st
                t["completion"], t["daily_pace"], t["required_pace"],
                t["projected_completion"].format(end=end), t["col_short"]]
     rows = [
-        [str(r["cd_code"]), str(r["id_code"]), _int(r["expected_households"], lang),
-         _int(r["done_households"], lang), _pct(r["completion"], lang),
+        [str(r["cd_code"]), str(r["id_code"]), whole(r["expected_households"], lang),
+         whole(r["done_households"], lang), _pct(r["completion"], lang),
          _dec(r["daily_pace"], lang), _dec(r["required_pace"], lang),
-         _pct(r["projected_completion"], lang), _int(r["households_short"], lang)]
+         _pct(r["projected_completion"], lang), whole(r["households_short"], lang)]
         for r in lagging.head(_MAX_TABLE_ROWS).to_dict("records")
     ]
     return heading + _table_html(headers, rows, left=(0, 1)) + _more(len(lagging), t)
@@ -1473,8 +1415,8 @@ def _over_table(cds: pd.DataFrame, result: ProgressResult, *, t: dict[str, str],
     headers = [t["cd"], t["id"], t["expected_persons"], t["counted_persons"], t["coverage"],
                t["col_reason"]]
     rows = [
-        [str(r["cd_code"]), str(r["id_code"]), _int(r["expected_persons"], lang),
-         _int(r["counted_persons"], lang), _pct(r["coverage"], lang),
+        [str(r["cd_code"]), str(r["id_code"]), whole(r["expected_persons"], lang),
+         whole(r["counted_persons"], lang), _pct(r["coverage"], lang),
          str(r["over_coverage_reason"])]
         for r in over.head(_MAX_TABLE_ROWS).to_dict("records")
     ]
@@ -1578,7 +1520,7 @@ def daily_chart_png(result: ProgressResult, *, lang: str = "ru") -> bytes:
         ax.xaxis.set_major_formatter(DateFormatter("%d.%m"))
         ax.tick_params(labelsize=8)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.yaxis.set_major_formatter(lambda v, _pos: _int(v, lang))
+        ax.yaxis.set_major_formatter(lambda v, _pos: whole(v, lang))
         ax.set_ylabel(t["chart_daily_y"], fontsize=9)
         if len(x):
             ax.set_xlim(float(x[0]) - 0.5, float(x[-1]) + 0.5)

@@ -234,7 +234,7 @@ def read_records(paths: Sequence[Path]) -> tuple[pd.DataFrame, list[Problem]]:
     problems: list[Problem] = []
     frames: list[pd.DataFrame] = []
     for path, label in zip(map(Path, paths), labels, strict=True):
-        raw = _read_file(path)
+        raw = read_table(path)
         raw.columns = [str(c).strip().lower() for c in raw.columns]
         file_errors = [Problem("error", None, column, "required column is missing", label)
                        for column in RECORD_COLUMNS if column not in raw.columns]
@@ -311,7 +311,8 @@ def _identity_errors(records: pd.DataFrame) -> list[Problem]:
     return out
 
 
-def _read_file(path: Path) -> pd.DataFrame:
+def read_table(path: Path) -> pd.DataFrame:
+    """One CSV (comma or semicolon, UTF-8; cells as text) or Parquet file."""
     if not path.exists():
         raise InputFileError(f"record file not found: {path}")
     if path.is_dir():

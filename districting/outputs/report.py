@@ -38,6 +38,7 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from districting.config import Config
 from districting.layers import PlanLayers
 from districting.outputs.maps import CD_PALETTE, colour_counting_districts
+from districting.outputs.numbers import as_number, localise, whole
 from districting.outputs.writer import pick_language, write_bytes_atomic
 from districting.staffing import (
     INTEGER_COLUMNS,
@@ -401,8 +402,8 @@ def _section_counts(
         "dwellings": t["dwellings"],
     }
     rows = [
-        [labels[key], _int(value, lang),
-         _int(reference[key], lang) if key in reference else "—"]
+        [labels[key], whole(value, lang),
+         whole(reference[key], lang) if key in reference else "—"]
         for key, value in counts.items()
     ]
     main = _table([t["level"], t["plan"], t["reference"]], rows, numeric={1, 2})
@@ -410,7 +411,7 @@ def _section_counts(
     per = _table(
         [t["code"], t["settlement"], t["n_units"], t["n_residents"], t["n_dwellings"],
          t["n_cds"], t["n_ids"], t["n_rds"]],
-        [[row[0], row[1], *(_int(v, lang) for v in row[2:])]
+        [[row[0], row[1], *(whole(v, lang) for v in row[2:])]
          for row in _settlement_counts(layers)],
         numeric=set(range(2, 8)),
     )
@@ -454,13 +455,13 @@ def _spans_block(spans: dict[str, Any], *, t: dict[str, str], lang: str) -> str:
         return ""
     distribution = sorted(spans.get("distribution", {}).items(), key=lambda kv: int(kv[0]))
     table = _table([t["span"], *(str(span) for span, _ in distribution)],
-                   [[t["n_with_span"], *(_int(n, lang) for _, n in distribution)]],
+                   [[t["n_with_span"], *(whole(n, lang) for _, n in distribution)]],
                    numeric=set(range(1, len(distribution) + 1)))
     low, high = spans.get("workload_min"), spans.get("workload_max")
     facts = _table([t["figure"], t["value"]], [
         [t["span_mean"], _dec(spans.get("mean"), 2, lang)],
         [t["id_workload"], f"{_dec(low, 1, lang)} – {_dec(high, 1, lang)}"],
-        [t["span_exceptions"], _int(spans.get("exceptions"), lang)],
+        [t["span_exceptions"], whole(spans.get("exceptions"), lang)],
     ], numeric={1})
     return _block(t["spans"], f'<div class="row">{table}{facts}</div>')
 
@@ -492,7 +493,7 @@ def _section_staffing(
 
 def _staffing_cell(column: str, value: Any, lang: str) -> str:
     if column in INTEGER_COLUMNS:
-        return _int(value, lang)
+        return whole(value, lang)
     if column in SHARE_COLUMNS:
         return _pct(value, lang)
     return _dec(value, 2 if column == "interviewers_per_instructor" else 1, lang)
@@ -506,13 +507,13 @@ def _section_warnings(
                for code, reason in zip(cds["cd_code"], cds["bound_exception"], strict=True)
                if _present(reason)]
     ids = layers.instructor_districts
-    id_rows = [[str(code), _int(n, lang), str(reason)]
+    id_rows = [[str(code), whole(n, lang), str(reason)]
                for code, n, reason in zip(ids["id_code"], ids["n_cd"], ids["span_exception"],
                                           strict=True)
                if _present(reason)]
     part_rows = [
-        [_settlement_label(entry), _int(part.get("units"), lang),
-         _int(part.get("residents"), lang), str(part.get("action", ""))]
+        [_settlement_label(entry), whole(part.get("units"), lang),
+         whole(part.get("residents"), lang), str(part.get("action", ""))]
         for entry in summary.get("settlements", []) for part in entry.get("parts_bridged", [])
     ]
     groups = [
@@ -556,9 +557,9 @@ def _section_inputs(
              [t["runtime"], _dec(summary.get("runtime_seconds"), 2, lang)]]
     parts.append(_table([t["figure"], t["value"]], facts))
     graph_rows = [
-        [_settlement_label(entry), _int(entry.get("graph_edges"), lang),
-         _int(entry.get("edges_cut_by_barriers"), lang),
-         _int(entry.get("edges_cut_by_detours"), lang),
+        [_settlement_label(entry), whole(entry.get("graph_edges"), lang),
+         whole(entry.get("edges_cut_by_barriers"), lang),
+         whole(entry.get("edges_cut_by_detours"), lang),
          str(entry.get("registration_model", "—"))]
         for entry in summary.get("settlements", [])
     ]
@@ -938,45 +939,27 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
 
-
-def _localise(text: str, lang: str) -> str:
-    """Russian number style: a no-break space groups thousands, a comma marks decimals."""
-    if lang != "ru":
-        return text
-    return text.replace(",", "\u00a0").replace(".", ",")
-
-
-def _int(value: Any, lang: str) -> str:
-    """A whole number with grouped thousands, or "—"."""
-    number = _number(value)
-    return "—" if number is None else _localise(f"{round(number):,}", lang)
 
 
 def _whole(value: Any) -> str:
     """A whole number without grouping (a dwelling number), or "?"."""
-    number = _number(value)
+    number = as_number(value)
     return "?" if number is None else str(round(number))
 
 
 def _dec(value: Any, digits: int, lang: str) -> str:
     """A number with ``digits`` decimals and grouped thousands, or "—"."""
-    number = _number(value)
-    return "—" if number is None else _localise(f"{number:,.{digits}f}", lang)
+    number = as_number(value)
+    return "—" if number is None else localise(f"{number:,.{digits}f}", lang)
 
 
 def _pct(value: Any, lang: str) -> str:
     """A share as a percentage with one decimal, or "—"."""
-    number = _number(value)
+    number = as_number(value)
     if number is None:
         return "—"
-    return _localise(f"{number * 100:,.1f}", lang) + ("\u00a0%" if lang == "ru" else "%")
+    return localise(f"{number * 100:,.1f}", lang) + ("\u00a0%" if lang == "ru" else "%")
 
 
 def _setting(value: Any, t: dict[str, str]) -> str:

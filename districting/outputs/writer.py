@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -164,3 +164,29 @@ def atomic_directory(target: Path, *, protect: tuple[Path, ...] = ()) -> Iterato
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     logger.info("wrote %s", target)
+
+
+def rewrite_folder(target: Path, write: Callable[[Path], None], *,
+                   protect: tuple[Path, ...] = ()) -> None:
+    """Replace an earlier output folder of the caller's own kind, all or nothing.
+
+    :func:`atomic_directory` replaces only plan folders; for another kind of output
+    (dedup, progress) the caller has recognised ``target`` as its own earlier output.
+    It is moved aside, the new folder is written, and the old one comes back if the
+    writing fails, so the folder is always complete or absent.
+    """
+    cwd = Path.cwd().resolve()
+    if cwd == target or target in cwd.parents:
+        raise InputFileError(
+            f"output folder {target} holds the working directory; choose a new folder")
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.prev-", dir=target.parent))
+    os.replace(target, aside / target.name)
+    try:
+        with atomic_directory(target, protect=protect) as staging:
+            write(staging)
+    except BaseException:
+        if not target.exists():
+            os.replace(aside / target.name, target)
+        raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
