@@ -25,7 +25,7 @@ Empty strings may be stored as ``""`` or as NULL; both count as empty.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,13 +156,17 @@ def check_plan(directory: str | Path, *, area_tolerance_m2: float = 1.0) -> Chec
     return check_layers(read_plan_layers(directory), area_tolerance_m2=area_tolerance_m2)
 
 
-def read_plan_layers(directory: str | Path) -> dict[str, gpd.GeoDataFrame]:
+def read_plan_layers(
+    directory: str | Path, *, only: Collection[str] | None = None
+) -> dict[str, gpd.GeoDataFrame]:
     """Read the known layers of a plan directory's ``plan.gpkg``; absent layers are left out.
 
     Parameters
     ----------
     directory
         The plan directory.
+    only
+        Read just these layers (default: all of ``LAYER_FIELDS``).
 
     Returns
     -------
@@ -182,7 +186,7 @@ def read_plan_layers(directory: str | Path) -> dict[str, gpd.GeoDataFrame]:
         return {
             name: pyogrio.read_dataframe(path, layer=name)
             for name in LAYER_FIELDS
-            if name in present
+            if name in present and (only is None or name in only)
         }
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as error:
         raise InputFileError(f"cannot read {path}: {error}") from error

@@ -361,20 +361,25 @@ def _repair_walks(
     k = len(tour_m)
     indptr, indices = adj.indptr, adj.indices
     totals = np.bincount(labels, weights=base + walk_min, minlength=k)
-    inside = lambda value: floor - 1e-6 <= value <= ceiling + 1e-6  # noqa: E731
+
+    def inside(value: float) -> bool:
+        return floor - 1e-6 <= value <= ceiling + 1e-6
 
     moves = 0
     for cd in range(k):
         while not inside(totals[cd]) and moves < WALK_MOVES:
             over = totals[cd] > ceiling
             weight = base + walk_min
+            # Only the CD's own units (to give) or its neighbours' units (to take) can move.
             options = []
-            for unit in range(len(labels)):
-                touching = set(labels[indices[indptr[unit]:indptr[unit + 1]]].tolist())
-                if over and labels[unit] == cd:
-                    options += [(unit, cd, other) for other in sorted(touching - {cd})]
-                elif not over and labels[unit] != cd and cd in touching:
-                    options.append((unit, int(labels[unit]), cd))
+            for unit in np.flatnonzero(labels == cd).tolist():
+                outside = [int(v) for v in indices[indptr[unit]:indptr[unit + 1]]
+                           if labels[v] != cd]
+                if over:
+                    options += [(unit, cd, int(labels[v])) for v in outside]
+                else:
+                    options += [(v, int(labels[v]), cd) for v in outside]
+            options = sorted(set(options))
             options = [
                 (u, a, b) for u, a, b in options
                 if weight[u] > 0 and inside(totals[a] - weight[u]) and inside(totals[b] + weight[u])

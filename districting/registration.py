@@ -22,6 +22,7 @@ clock, bounds the work, so the same input gives the same plan on any machine.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pulp
@@ -147,16 +148,16 @@ def capacitated_p_median(
                              f"{len(np.unique(home))} CD(s); a point serves its own CD")
     steps = _steps_from_homes(adjacency, home)
     pairs = _allowed_pairs(cost, home, steps, p=p)
+    solve = partial(_solve, cost, demand, p=p, capacity=capacity, adjacency=adjacency,
+                    home=home, steps=steps, time_limit=time_limit, solver=solver)
     try:
-        return _solve(cost, demand, p=p, capacity=capacity, adjacency=adjacency, home=home,
-                      steps=steps, pairs=pairs, time_limit=time_limit, solver=solver)
+        return solve(pairs=pairs)
     except PartitionError:
         full = [(i, j) for i in range(n) for j in range(cost.shape[1])]
         if len(pairs) == len(full):
             raise
         # Each CD was limited to its nearest candidates; that may be what made it fail.
-        return _solve(cost, demand, p=p, capacity=capacity, adjacency=adjacency, home=home,
-                      steps=steps, pairs=full, time_limit=time_limit, solver=solver)
+        return solve(pairs=full)
 
 
 def _solve(

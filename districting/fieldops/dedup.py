@@ -51,7 +51,7 @@ from districting.fieldops.records import (
     parse_times,
     record_issues,
 )
-from districting.outputs.writer import atomic_directory, rewrite_folder, write_json
+from districting.outputs.writer import atomic_directory, is_output_of, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -421,16 +421,8 @@ def load_or_create_salt(path: str | Path) -> bytes:
 
 def _is_earlier_output(target: Path) -> bool:
     """Whether ``target`` is a folder written by :func:`write_dedup` and nothing else."""
-    summary = target / SUMMARY_FILE
-    if not target.is_dir() or not summary.is_file():
-        return False
     names = {name for name, _ in OUTPUT_FILES.values()} | {SUMMARY_FILE}
-    if any(child.name not in names for child in target.iterdir()):
-        return False
-    try:
-        return f'"format": "{FORMAT}"' in summary.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return False
+    return is_output_of(target, files=names, summary=SUMMARY_FILE, fmt=FORMAT)
 
 
 def write_dedup(result: DedupResult, out_dir: str | Path, *,
@@ -442,12 +434,9 @@ def write_dedup(result: DedupResult, out_dir: str | Path, *,
     with ``\\n`` line ends, sorted by ``record_id``: the same result gives the same bytes.
     """
     target = Path(out_dir).resolve()
-    if not _is_earlier_output(target):
-        with atomic_directory(target, protect=tuple(protect)) as staging:
-            _write_files(result, staging)
-        return target
-    rewrite_folder(target, lambda staging: _write_files(result, staging),
-                   protect=tuple(protect))
+    with atomic_directory(target, protect=tuple(protect),
+                          replaces=_is_earlier_output) as staging:
+        _write_files(result, staging)
     return target
 
 

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import pyogrio
 
+from districting.check import read_plan_layers
 from districting.errors import DistrictingError, InputFileError
 from districting.fieldops.iin import check_iin, make_iin
 from districting.fieldops.records import ALL_COLUMNS, ONLINE_CHANNELS
@@ -83,14 +83,11 @@ class GeneratedRecords:
 
 def read_plan_units(plan_dir: str | Path) -> pd.DataFrame:
     """The ``units`` layer of a plan folder's ``plan.gpkg``, without geometry."""
-    path = Path(plan_dir) / "plan.gpkg"
-    if not path.is_file():
-        raise InputFileError(f"there is no plan.gpkg in {plan_dir}; is it a plan directory?")
-    try:
-        units = pyogrio.read_dataframe(path, layer="units", read_geometry=False)
-    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as error:
-        raise InputFileError(f"cannot read the units layer of {path}: {error}") from None
-    return pd.DataFrame(units)
+    layers = read_plan_layers(plan_dir, only=("units",))
+    if "units" not in layers:
+        raise InputFileError(f"the plan in {plan_dir} has no units layer")
+    units = layers["units"]
+    return pd.DataFrame(units.drop(columns=units.geometry.name))
 
 
 def _int_column(units: pd.DataFrame, name: str, default: int = 0) -> np.ndarray:

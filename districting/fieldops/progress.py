@@ -72,12 +72,12 @@ from districting.check import read_plan_layers
 from districting.errors import DistrictingError, InputFileError
 from districting.fieldops.records import read_table
 from districting.layers import LAYER_FIELDS, PlanLayers
-from districting.outputs.maps import _add_geojson, _assign_sequential_ids, _display_frame
+from districting.outputs.maps import add_geojson, assign_sequential_ids, display_frame
 from districting.outputs.numbers import as_number, localise, whole
 from districting.outputs.writer import (
     atomic_directory,
+    is_output_of,
     pick_language,
-    rewrite_folder,
     write_bytes_atomic,
     write_json,
 )
@@ -883,15 +883,15 @@ def read_progress_records(paths: Sequence[str | Path]) -> pd.DataFrame:
 
 
 def read_plan(plan_dir: str | Path) -> PlanLayers:
-    """The layers of a plan folder; layers progress does not need may be absent.
+    """The layers of a plan folder progress needs; the others are left empty (not read).
 
     Raises
     ------
     InputFileError
         If ``plan.gpkg`` is missing or unreadable, or lacks a needed layer.
     """
-    found = read_plan_layers(plan_dir)
     needed = ("units", "counting_districts", "instructor_districts", "settlements")
+    found = read_plan_layers(plan_dir, only=needed)
     missing = [name for name in needed if name not in found]
     if missing:
         raise InputFileError(
@@ -992,11 +992,9 @@ def write_progress(
         result, title=title, lang=lang, tiles=tiles, simplify_m=simplify_m,
         tables=tables).encode("utf-8")
     target = Path(out_dir).resolve()
-    if _is_earlier_output(target):
-        _replace_earlier(target, files, result.summary, protect)
-    else:
-        with atomic_directory(target, protect=tuple(protect)) as staging:
-            _write_files(staging, files, result.summary)
+    with atomic_directory(target, protect=tuple(protect),
+                          replaces=_is_earlier_output) as staging:
+        _write_files(staging, files, result.summary)
     return target
 
 
@@ -1012,21 +1010,7 @@ def _write_files(folder: Path, files: Mapping[str, bytes], summary: dict[str, An
 
 def _is_earlier_output(target: Path) -> bool:
     """Whether ``target`` is a folder written by :func:`write_progress` and nothing else."""
-    summary = target / SUMMARY_FILE
-    if not target.is_dir() or not summary.is_file():
-        return False
-    if any(child.name not in OUTPUT_FILES for child in target.iterdir()):
-        return False
-    try:
-        return f'"format": "{FORMAT}"' in summary.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return False
-
-
-def _replace_earlier(target: Path, files: Mapping[str, bytes], summary: dict[str, Any],
-                     protect: Sequence[Path]) -> None:
-    rewrite_folder(target, lambda staging: _write_files(staging, files, summary),
-                   protect=tuple(protect))
+    return is_output_of(target, files=OUTPUT_FILES, summary=SUMMARY_FILE, fmt=FORMAT)
 
 
 def _with_reasons(frame: pd.DataFrame, result: ProgressResult, t: dict[str, str],
@@ -1178,7 +1162,7 @@ def build_dashboard(
         "</div>",
     ]
     figure.add_child(_AfterMap("\n".join(body)))
-    _assign_sequential_ids(figure)
+    assign_sequential_ids(figure)
     return figure.render()
 
 
@@ -1295,8 +1279,8 @@ def _cd_tooltip(row: Mapping[Any, Any], result: ProgressResult, t: dict[str, str
 
 def _dashboard_map(result: ProgressResult, cds: pd.DataFrame, *, t: dict[str, str], lang: str,
                    tiles: str | None, simplify_m: float) -> folium.Map:
-    shapes = _display_frame(result.cd_shapes, "counting_districts", simplify_m)
-    id_shapes = _display_frame(result.id_shapes, "instructor_districts", simplify_m)
+    shapes = display_frame(result.cd_shapes, "counting_districts", simplify_m)
+    id_shapes = display_frame(result.id_shapes, "instructor_districts", simplify_m)
     figures = cds.set_index("cd_code")
     shapes = shapes.loc[shapes["cd_code"].isin(figures.index)]
     shapes = shapes.assign(lagging=figures["lagging"].reindex(shapes["cd_code"]).to_numpy())
@@ -1318,7 +1302,7 @@ def _dashboard_map(result: ProgressResult, cds: pd.DataFrame, *, t: dict[str, st
         rows = [figures.loc[code].to_dict() | {"cd_code": code} for code in shapes["cd_code"]]
         fills = [completion_colour(row["completion"]) for row in rows]
         outline = [_STYLE_CD_LAGGING if row["lagging"] else _STYLE_CD for row in rows]
-        _add_geojson(
+        add_geojson(
             cd_group, shapes,
             [{"cd_code": str(row["cd_code"]), "tip": _cd_tooltip(row, result, t, lang),
               "label": f"{t['cd']} {row['cd_code']}"} for row in rows],
@@ -1340,7 +1324,7 @@ def _dashboard_map(result: ProgressResult, cds: pd.DataFrame, *, t: dict[str, st
                     expected=whole(row["expected_households"], lang),
                     completion=_pct(row["completion"], lang)))
             tips.append({"tip": line})
-        _add_geojson(id_group, id_shapes, tips, class_name="id-outline",
+        add_geojson(id_group, id_shapes, tips, class_name="id-outline",
                      style=lambda i: dict(_STYLE_ID))
     id_group.add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)

@@ -220,15 +220,15 @@ def build_map(
     DistrictingError
         If a non-empty layer has no CRS.
     """
-    cds = _display_frame(layers.counting_districts, "counting_districts", simplify_m)
-    ids = _display_frame(layers.instructor_districts, "instructor_districts", simplify_m)
-    rds = _display_frame(layers.registration_districts, "registration_districts", simplify_m)
-    points = _display_frame(layers.registration_points, "registration_points", 0.0)
-    settlements = _display_frame(layers.settlements, "settlements", simplify_m)
+    cds = display_frame(layers.counting_districts, "counting_districts", simplify_m)
+    ids = display_frame(layers.instructor_districts, "instructor_districts", simplify_m)
+    rds = display_frame(layers.registration_districts, "registration_districts", simplify_m)
+    points = display_frame(layers.registration_points, "registration_points", 0.0)
+    settlements = display_frame(layers.settlements, "settlements", simplify_m)
     n_units = len(layers.units)
     show_units = n_units <= max_units
     if show_units:
-        units = _display_frame(layers.units, "units", 0.0)
+        units = display_frame(layers.units, "units", 0.0)
     else:
         logger.info(
             "map: the plan has %d address units, more than max_units=%d; "
@@ -262,7 +262,7 @@ def build_map(
     cd_group = folium.FeatureGroup(name=LAYER_NAMES["counting_districts"], show=True)
     if len(cds):
         cd_fill = [cd_colours.get(str(code), CD_PALETTE[0]) for code in cds["cd_code"]]
-        searchable.append(_add_geojson(
+        searchable.append(add_geojson(
             cd_group, cds,
             [{"tip": _cd_tooltip(row), "label": f"CD {row['cd_code']}"} for row in _records(cds)],
             class_name=CLASS_NAMES["counting_districts"],
@@ -275,7 +275,7 @@ def build_map(
     rd_group = folium.FeatureGroup(name=LAYER_NAMES["registration_districts"], show=True)
     if len(rds):
         rd_line = [rd_colours.get(str(code), RD_PALETTE[0]) for code in rds["rd_code"]]
-        searchable.append(_add_geojson(
+        searchable.append(add_geojson(
             rd_group, rds,
             [{"tip": _rd_tooltip(row), "label": _rd_label(row)} for row in _records(rds)],
             class_name=CLASS_NAMES["registration_districts"],
@@ -284,7 +284,7 @@ def build_map(
         ))
     if len(points):
         point_line = [rd_colours.get(str(code), RD_PALETTE[0]) for code in points["rd_code"]]
-        _add_geojson(
+        add_geojson(
             rd_group, points, [{"tip": _point_popup(row)} for row in _records(points)],
             class_name=CLASS_NAMES["registration_points"],
             style=lambda i: {"color": point_line[i]},
@@ -296,7 +296,7 @@ def build_map(
     id_group = folium.FeatureGroup(name=LAYER_NAMES["instructor_districts"], show=True)
     if len(ids):
         id_line = [id_colours.get(str(code), ID_PALETTE[0]) for code in ids["id_code"]]
-        searchable.append(_add_geojson(
+        searchable.append(add_geojson(
             id_group, ids,
             [{"tip": _id_tooltip(row), "label": f"ID {row['id_code']}"} for row in _records(ids)],
             class_name=CLASS_NAMES["instructor_districts"],
@@ -307,7 +307,7 @@ def build_map(
 
     st_group = folium.FeatureGroup(name=LAYER_NAMES["settlements"], show=True)
     if len(settlements):
-        _add_geojson(
+        add_geojson(
             st_group, settlements,
             [{"tip": _settlement_tooltip(row)} for row in _records(settlements)],
             class_name=CLASS_NAMES["settlements"],
@@ -318,7 +318,7 @@ def build_map(
     if units is not None:
         unit_group = folium.FeatureGroup(name=LAYER_NAMES["units"], show=False)
         if len(units):
-            searchable.append(_add_geojson(
+            searchable.append(add_geojson(
                 unit_group, units,
                 [{"tip": _unit_tooltip(row), "label": _unit_label(row)}
                  for row in _records(units)],
@@ -344,7 +344,7 @@ def build_map(
     )
     figure.html.add_child(Element(_legend_html(legend_note)))
 
-    _assign_sequential_ids(figure)
+    assign_sequential_ids(figure)
     return fmap
 
 
@@ -480,7 +480,7 @@ def colour_districts(
 # ---------------------------------------------------------------- helpers
 
 
-def _display_frame(gdf: gpd.GeoDataFrame, name: str, simplify_m: float) -> gpd.GeoDataFrame:
+def display_frame(gdf: gpd.GeoDataFrame, name: str, simplify_m: float) -> gpd.GeoDataFrame:
     """Drop empty geometries, simplify in metres, reproject to EPSG:4326 and round."""
     keep = gdf.geometry.notna() & ~gdf.geometry.is_empty
     if not keep.all():
@@ -506,7 +506,7 @@ def _records(gdf: gpd.GeoDataFrame) -> list[dict[str, Any]]:
     return gdf.drop(columns=gdf.geometry.name).to_dict("records")
 
 
-def _add_geojson(
+def add_geojson(
     group: folium.FeatureGroup,
     gdf: gpd.GeoDataFrame,
     properties: list[dict[str, str]],
@@ -732,7 +732,7 @@ def _legend_html(note: str) -> str:
     )
 
 
-def _assign_sequential_ids(root: Element) -> None:
+def assign_sequential_ids(root: Element) -> None:
     """Replace folium's random element ids by sequential ones, depth first."""
     counter = itertools.count()
 

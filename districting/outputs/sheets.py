@@ -31,7 +31,7 @@ import logging
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -244,14 +244,8 @@ def _cd_sheets(layers: PlanLayers, *, lang: str, period: str) -> list[_CdSheet]:
     units, cds = _metric_pair(layers.units, layers.counting_districts)
     cd_codes = _unique_codes(cds, "cd_code", "counting_districts")
 
-    unit_cd = units["cd_code"].astype("string")
-    stray = units.loc[unit_cd.isna() | ~unit_cd.isin(cd_codes)]
-    if len(stray):
-        sample = ", ".join(str(u) for u in stray["unit_id"].head(5))
-        raise DistrictingError(
-            f"{len(stray)} address unit(s) have no counting district of the plan "
-            f"(for example {sample}); no sheets were written"
-        )
+    _require_parents(units, "cd_code", cd_codes, key="unit_id",
+                     what="address unit(s) have no counting district")
 
     rows = _unit_rows(units, text)
     if "visit_order" in units.columns:
@@ -260,7 +254,7 @@ def _cd_sheets(layers: PlanLayers, *, lang: str, period: str) -> list[_CdSheet]:
         logger.warning("sheets: the units layer has no visit_order; using the register order")
         order = np.arange(1, len(units) + 1)
     natural = [_natural_key(u) for u in units["unit_id"]]
-    positions = units.groupby(unit_cd.astype(str), sort=False).indices
+    positions = units.groupby(units["cd_code"].astype(str), sort=False).indices
     raw_workload = pd.to_numeric(units["workload"], errors="coerce").to_numpy(dtype=float)
 
     settlement_names = _settlement_names(layers)
@@ -279,7 +273,7 @@ def _cd_sheets(layers: PlanLayers, *, lang: str, period: str) -> list[_CdSheet]:
         if [int(order[p]) for p in visited_at] != expected:
             logger.warning("sheets: the visit order of counting district %s is not 1..%d; "
                            "numbering the units in that order", code, len(visited_at))
-        visited = [_numbered(rows[p], n) for n, p in enumerate(visited_at, start=1)]
+        visited = [replace(rows[p], number=n) for n, p in enumerate(visited_at, start=1)]
         unvisited = [rows[p] for p in unvisited_at]
         everything = visited + unvisited
         workload = raw_workload[members] if members else np.zeros(0)
@@ -342,9 +336,15 @@ def _unit_rows(units: pd.DataFrame, text: dict[str, str]) -> list[_UnitRow]:
     return rows
 
 
-def _numbered(row: _UnitRow, number: int) -> _UnitRow:
-    return _UnitRow(number, row.address, row.unit_id, row.flats, row.dwellings, row.residents,
-                    row.to_visit, row.workload, row.xy)
+def _require_parents(children: pd.DataFrame, field: str, codes: list[str], *, key: str,
+                     what: str) -> None:
+    """Refuse to write sheets when some rows name no existing parent district."""
+    parent = children[field].astype("string")
+    stray = children.loc[parent.isna() | ~parent.isin(codes)]
+    if len(stray):
+        sample = ", ".join(str(value) for value in stray[key].head(5))
+        raise DistrictingError(f"{len(stray)} {what} of the plan (for example {sample}); "
+                               "no sheets were written")
 
 
 def _id_sheets(layers: PlanLayers, *, lang: str, period: str) -> list[_IdSheet]:
@@ -355,14 +355,8 @@ def _id_sheets(layers: PlanLayers, *, lang: str, period: str) -> list[_IdSheet]:
         columns=layers.counting_districts.geometry.name))
     id_codes = _unique_codes(ids, "id_code", "instructor_districts")
 
-    cd_id = cds["id_code"].astype("string")
-    stray = cds.loc[cd_id.isna() | ~cd_id.isin(id_codes)]
-    if len(stray):
-        sample = ", ".join(str(c) for c in stray["cd_code"].head(5))
-        raise DistrictingError(
-            f"{len(stray)} counting district(s) have no instructor district of the plan "
-            f"(for example {sample}); no sheets were written"
-        )
+    _require_parents(cds, "id_code", id_codes, key="cd_code",
+                     what="counting district(s) have no instructor district")
     cds = cds.iloc[_natural_order(cds["cd_code"])]
     groups = {str(code): frame for code, frame in cds.groupby("id_code", sort=False)}
     id_settlement: dict[str, str] = {}

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import threading
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -107,8 +107,24 @@ def write_json(data: object, path: Path) -> None:
     path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
-def check_output_folder(target: Path, protect: tuple[Path, ...] = ()) -> None:
-    """Stop before an output folder that would destroy files that are not a plan."""
+def is_output_of(target: Path, *, files: Collection[str], summary: str, fmt: str) -> bool:
+    """Whether ``target`` holds nothing but ``files`` and a ``summary`` JSON naming
+    ``"format": fmt``: an earlier output of that kind, which may be replaced."""
+    record = target / summary
+    if not target.is_dir() or not record.is_file():
+        return False
+    if any(child.name not in files for child in target.iterdir()):
+        return False
+    try:
+        return f'"format": "{fmt}"' in record.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def check_output_folder(target: Path, protect: tuple[Path, ...] = (), *,
+                        replaces: Callable[[Path], bool] | None = None) -> None:
+    """Stop before an output folder that would destroy files that are not a plan (or,
+    with ``replaces``, not an earlier output of the caller's own kind)."""
     target = Path(target).resolve()
     for path in protect:
         resolved = Path(path).resolve()
@@ -125,7 +141,8 @@ def check_output_folder(target: Path, protect: tuple[Path, ...] = ()) -> None:
         raise InputFileError(
             f"output folder {target} holds the working directory; choose a new folder"
         )
-    if any(target.iterdir()) and not (target / "plan.gpkg").is_file():
+    earlier = (target / "plan.gpkg").is_file() or (replaces is not None and replaces(target))
+    if any(target.iterdir()) and not earlier:
         raise InputFileError(
             f"output folder {target} exists and is not an earlier plan (no plan.gpkg); "
             "choose a new or empty folder so that nothing in it is lost"
@@ -133,18 +150,20 @@ def check_output_folder(target: Path, protect: tuple[Path, ...] = ()) -> None:
 
 
 @contextmanager
-def atomic_directory(target: Path, *, protect: tuple[Path, ...] = ()) -> Iterator[Path]:
+def atomic_directory(target: Path, *, protect: tuple[Path, ...] = (),
+                     replaces: Callable[[Path], bool] | None = None) -> Iterator[Path]:
     """Yield a temporary folder beside ``target``; on success it replaces ``target``.
 
     If the body raises, the temporary folder is removed and ``target`` is untouched,
     so a crash never leaves a half-written plan that looks complete. An existing
     ``target`` is replaced only if it is empty or an earlier plan (it holds
-    ``plan.gpkg``), and never when it holds the working directory or any of the
-    ``protect`` paths (the inputs).
+    ``plan.gpkg``) or ``replaces`` recognises it as an earlier output of another
+    kind, and never when it holds the working directory or any of the ``protect``
+    paths (the inputs).
     """
     target = Path(target).resolve()
     parent = target.parent
-    check_output_folder(target, protect)
+    check_output_folder(target, protect, replaces=replaces)
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -165,28 +184,3 @@ def atomic_directory(target: Path, *, protect: tuple[Path, ...] = ()) -> Iterato
         shutil.rmtree(old, ignore_errors=True)
     logger.info("wrote %s", target)
 
-
-def rewrite_folder(target: Path, write: Callable[[Path], None], *,
-                   protect: tuple[Path, ...] = ()) -> None:
-    """Replace an earlier output folder of the caller's own kind, all or nothing.
-
-    :func:`atomic_directory` replaces only plan folders; for another kind of output
-    (dedup, progress) the caller has recognised ``target`` as its own earlier output.
-    It is moved aside, the new folder is written, and the old one comes back if the
-    writing fails, so the folder is always complete or absent.
-    """
-    cwd = Path.cwd().resolve()
-    if cwd == target or target in cwd.parents:
-        raise InputFileError(
-            f"output folder {target} holds the working directory; choose a new folder")
-    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.prev-", dir=target.parent))
-    os.replace(target, aside / target.name)
-    try:
-        with atomic_directory(target, protect=protect) as staging:
-            write(staging)
-    except BaseException:
-        if not target.exists():
-            os.replace(aside / target.name, target)
-        raise
-    finally:
-        shutil.rmtree(aside, ignore_errors=True)
