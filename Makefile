@@ -31,10 +31,20 @@ $(BENCH): pyproject.toml $(DEV)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	@touch $@
 
-## demo: synthesise the Baikonur-like register and plan it into outputs/baikonur-2021/
+## demo: synthesise the Baikonur-like register and plan it into outputs/baikonur-2021/, then
+## run Stage 2 on synthetic records into outputs/stage2/ (dedup, follow-up re-plan, progress)
+STAGE2 := outputs/stage2
 demo: $(CORE)
 	$(VENV)/bin/districting demo --out outputs/baikonur-2021
 	$(VENV)/bin/districting check outputs/baikonur-2021
+	$(VENV)/bin/districting -q stage2-synth outputs/baikonur-2021 --out $(STAGE2)/records.csv
+	$(VENV)/bin/districting -q dedup $(STAGE2)/records.csv --plan outputs/baikonur-2021 \
+		--out $(STAGE2)/dedup
+	$(VENV)/bin/districting -q followup outputs/baikonur-2021 \
+		--responses $(STAGE2)/dedup/accepted.csv --as-of 2021-09-30 --out $(STAGE2)/followup
+	$(VENV)/bin/districting check $(STAGE2)/followup
+	$(VENV)/bin/districting -q progress $(STAGE2)/followup --records $(STAGE2)/dedup/accepted.csv \
+		--as-of 2021-10-20 --out $(STAGE2)/progress
 
 $(WEB):
 	npm install --prefix .cache/web --no-audit --no-fund --silent $(WEB_PACKAGES)

@@ -427,6 +427,47 @@ def progress(plan_dir: Path, records: tuple[Path, ...], as_of: Any, out: Path,
                f"{_progress_line(summary)}")
 
 
+@main.command()
+@click.argument("plan_dir", type=click.Path(path_type=Path))
+@click.option("--responses", "responses", multiple=True, required=True,
+              type=click.Path(path_type=Path),
+              help="Stage-2 records or dedup's accepted.csv (CSV or Parquet); only online "
+                   "answers count. Repeat for several files.")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="Folder for the new plan (replaced atomically; not the plan's own).")
+@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Count online answers submitted up to the end of this day (YYYY-MM-DD).")
+@click.option("--slack", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.10,
+              show_default=True,
+              help="Rebalance CDs whose workload falls below floor × (1 − SLACK) or above "
+                   "the ceiling.")
+@click.option("--lang", type=click.Choice(["ru", "en"]), default="ru", show_default=True,
+              help="Language of the sheets, report and workbook.")
+@click.pass_obj
+def followup(obj: dict[str, Any], plan_dir: Path, responses: tuple[Path, ...], out: Path,
+             as_of: Any, slack: float, lang: str) -> None:
+    """Re-plan the door-to-door round after online self-response: households still to
+    visit, new CD workloads and tours, CDs rebalanced with the fewest units moved."""
+    from districting.fieldops.followup import run_followup
+
+    result = run_followup(plan_dir, list(responses), out_dir=out, slack=slack,
+                          as_of=as_of.date() if as_of else None, lang=lang,
+                          progress=not obj["quiet"])
+    section = result.summary["followup"]
+    households = section["households"]
+    change = section["interviewers_released"]
+    staff = (f"{change} interviewer(s) released" if change > 0
+             else f"{-change} more interviewer(s)" if change < 0 else "no interviewer released")
+    click.echo(
+        f"wrote {out}: {households['remaining']:,} of {households['expected']:,} households "
+        f"still to visit ({households['responded_online']:,} answered online); "
+        f"{section['counting_districts_after']} CDs "
+        f"(planned {section['counting_districts_before']}), "
+        f"{staff}, {section['interviewers_short']} short; {section['units_moved']} of "
+        f"{section['units_total']} units moved; {section['cds_outside_bounds']} CD(s) outside "
+        "their bounds")
+
+
 def _progress_line(summary: dict[str, Any]) -> str:
     totals = summary.get("totals", {})
     lagging = summary.get("lagging_cds", [])

@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 #: Walks one CD's tour: given its units (local positions), the tour's length in metres
 #: and each unit's walking minutes (its share of the tour).
 TourWalk = Callable[[np.ndarray], tuple[float, np.ndarray]]
+#: Whether a unit may move between two CDs: (labels, unit, its CD, the CD it would join).
+MoveRule = Callable[[np.ndarray, int, int, int], bool]
 
 FUNCTION_LABELS = {
     "public_service_centre": "ЦОН",
@@ -184,11 +186,11 @@ def plan_settlement(
 
     tour_m, walk_min, moves = np.zeros(k), np.zeros(graph.n), 0
     if walks is not None:
-        walk = _tour_walk(walks, local["households"].to_numpy() > 0, config=config)
+        walk = tour_walk(walks, local["households"].to_numpy() > 0, config=config)
         for c in range(k):
             members = np.flatnonzero(labels == c)
             tour_m[c], walk_min[members] = walk(members)
-        moves = _repair_walks(cd_adj_units, labels, base, walk_min, tour_m, walk,
+        moves = repair_walks(cd_adj_units, labels, base, walk_min, tour_m, walk,
                               floor=floor, ceiling=ceiling)
         workload = base + walk_min
         if moves:
@@ -222,7 +224,7 @@ def plan_settlement(
     residents = np.bincount(cd_of_node, weights=local["residents"].to_numpy(float), minlength=k)
 
     walks = walks or Walks(xy, None)
-    visit_order, naive_m = _routes(walks, cd_of_node, k,
+    visit_order, naive_m = walking_routes(walks, cd_of_node, k,
                                    inhabited=local["households"].to_numpy() > 0)
     points = _registration_districts(
         cd_adj, residents, local, cd_of_node, walks, config=config, sid=sid
@@ -290,7 +292,7 @@ def _separate_parts(
     return adjacency_from_edges(graph.n, graph.edges[keep])
 
 
-def _routes(walks: Walks, cd_of_node: np.ndarray, k: int, *,
+def walking_routes(walks: Walks, cd_of_node: np.ndarray, k: int, *,
             inhabited: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each unit's place in its CD's walking route through the inhabited units, and
     each CD's length walked in register order instead (for comparison)."""
@@ -303,7 +305,7 @@ def _routes(walks: Walks, cd_of_node: np.ndarray, k: int, *,
     return order, naive
 
 
-def _tour_walk(walks: Walks, inhabited: np.ndarray, *, config: Config) -> TourWalk:
+def tour_walk(walks: Walks, inhabited: np.ndarray, *, config: Config) -> TourWalk:
     """The tour of a CD through its inhabited units, in metres, and each unit's minutes."""
 
     def walk(members: np.ndarray) -> tuple[float, np.ndarray]:
@@ -338,7 +340,7 @@ WALK_MOVES = 200
 WALK_TRIES = 12
 
 
-def _repair_walks(
+def repair_walks(
     adj: sp.csr_matrix,
     labels: np.ndarray,
     base: np.ndarray,
@@ -348,15 +350,20 @@ def _repair_walks(
     *,
     floor: float,
     ceiling: float,
+    largest_first: bool = False,
+    max_moves: int = WALK_MOVES,
+    allowed: MoveRule | None = None,
 ) -> int:
     """Move single units between neighbouring CDs until every CD's workload with its
     own walking tour lies within ``[floor, ceiling]``, or no move helps.
 
     A move takes a unit from one CD to a neighbouring CD; the CD it leaves must stay
-    connected and not empty. Moves are tried smallest unit first; the first few that
-    fit by estimate are re-walked, and one is kept when both CDs end within bounds.
-    ``labels``, ``walk_min`` and ``tour_m`` are updated in place; returns the number of
-    moves.
+    connected and not empty. Moves are tried smallest unit first (``largest_first``:
+    largest first, for the fewest moves); the first few that fit by estimate are
+    re-walked, and one is kept when both CDs end within bounds. Units without workload
+    never move, nor does a move that ``allowed`` (given the labels before the move, the
+    unit, its CD and the CD it would join) refuses. ``labels``, ``walk_min`` and
+    ``tour_m`` are updated in place; returns the number of moves (at most ``max_moves``).
     """
     k = len(tour_m)
     indptr, indices = adj.indptr, adj.indices
@@ -367,7 +374,7 @@ def _repair_walks(
 
     moves = 0
     for cd in range(k):
-        while not inside(totals[cd]) and moves < WALK_MOVES:
+        while not inside(totals[cd]) and moves < max_moves:
             over = totals[cd] > ceiling
             weight = base + walk_min
             # Only the CD's own units (to give) or its neighbours' units (to take) can move.
@@ -384,10 +391,13 @@ def _repair_walks(
                 (u, a, b) for u, a, b in options
                 if weight[u] > 0 and inside(totals[a] - weight[u]) and inside(totals[b] + weight[u])
             ]
-            options.sort(key=lambda o: (weight[o[0]], o[0], o[2]))
+            sign = -1.0 if largest_first else 1.0
+            options.sort(key=lambda o: (sign * weight[o[0]], o[0], o[2]))
             accepted = False
             for unit, source, sink in options[:WALK_TRIES]:
                 if not _stays_connected(adj, labels, source, unit):
+                    continue
+                if allowed is not None and not allowed(labels, unit, source, sink):
                     continue
                 labels[unit] = sink
                 trial = {}
@@ -541,19 +551,29 @@ def _instructor_districts(
     elif feasible:
         _repair_spans(cd_adj, labels, cd_workload, span=(norms.span_min, norms.span_max),
                       bounds=(lower, upper))
-    spans = np.bincount(labels, minlength=k)
-    totals = np.bincount(labels, weights=cd_workload, minlength=k)
+    exceptions = id_exceptions(np.bincount(labels, minlength=k),
+                               np.bincount(labels, weights=cd_workload, minlength=k),
+                               bounds=(lower, upper), config=config, n_cds=n)
+    return labels, exceptions, timed_out
+
+
+def id_exceptions(spans: np.ndarray, totals: np.ndarray, *, bounds: tuple[float, float],
+                  config: Config, n_cds: int) -> list[str]:
+    """For each ID, an empty string or why its span or workload is outside the norms
+    (``bounds``: the ID workload range; ``n_cds``: the settlement's CDs)."""
+    norms = config.instructor
+    lower, upper = bounds
     exceptions = []
     for span, total in zip(spans.tolist(), totals.tolist(), strict=True):
         problems = []
         if not norms.span_min <= span <= norms.span_max:
-            why = f": the settlement has only {n} CD(s)" if n < norms.span_min else ""
+            why = f": the settlement has only {n_cds} CD(s)" if n_cds < norms.span_min else ""
             problems.append(f"span {span} CD(s) outside {norms.span_min}–{norms.span_max}{why}")
         if not lower - 1e-6 <= total <= upper + 1e-6:
             problems.append(f"workload {total:.0f} outside [{lower:.0f}, {upper:.0f}] "
                             f"(±{norms.tolerance:.0%} of the mean ID)")
         exceptions.append("; ".join(problems))
-    return labels, exceptions, timed_out
+    return exceptions
 
 
 def _repair_spans(

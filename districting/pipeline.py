@@ -342,45 +342,13 @@ def _registration_walk(layers: PlanLayers) -> dict[str, float]:
     }
 
 
-def build_summary(
-    raw: RawRegister,
-    layers: PlanLayers,
-    graphs: list[SettlementGraph],
-    plans: list[SettlementPlan],
-    *,
-    config: Config,
-    seed: int,
-    warnings: list[str],
-    seconds: float,
-) -> dict[str, Any]:
-    """The plan's record: counts, workload spread, bounds, provenance and warnings."""
+def district_statistics(layers: PlanLayers, *, config: Config) -> dict[str, Any]:
+    """The figures of a plan's summary that follow from its layers: CRS, counts, workload
+    spread and bounds, utilisation, spans, walks to the points, routes and staffing."""
     cds = layers.counting_districts
     target = district_target(workload=config.workload, counting=config.counting)
     workload = cds["workload"].to_numpy(dtype=float)
-    settlements = []
-    for graph, plan in zip(graphs, plans, strict=True):
-        code = graph.settlement_id
-        mine = cds[cds["settlement_id"] == code]
-        settlements.append({
-            "settlement_id": code,
-            "settlement_name": str(layers.settlements.loc[
-                layers.settlements["settlement_id"] == code, "settlement_name"].iloc[0]),
-            "units": int(graph.n),
-            "residents": int(mine["residents"].sum()),
-            "counting_districts": len(mine),
-            "instructor_districts": int(mine["id_code"].nunique()),
-            "registration_districts": int(mine["rd_code"].nunique()),
-            "registration_model": plan.rd_status,
-            "graph_edges": len(graph.edges),
-            "edges_cut_by_barriers": graph.cut_by_barrier,
-            "edges_cut_by_detours": graph.cut_by_detour,
-            "parts_bridged": [{"units": note.size, "residents": note.residents,
-                               "action": note.action} for note in graph.components],
-        })
     return {
-        "software": {"name": "districting", "version": __version__},
-        "input": {"file": raw.source.name, "sha256": raw.sha256},
-        "seed": seed,
         "crs": layers.units.crs.to_string(),
         "counts": {
             "settlements": len(layers.settlements),
@@ -408,6 +376,46 @@ def build_summary(
         "registration_walk": _registration_walk(layers),
         "routes": _routes(cds),
         "staffing": staffing_summary(staffing_table(layers, config=config)),
+    }
+
+
+def build_summary(
+    raw: RawRegister,
+    layers: PlanLayers,
+    graphs: list[SettlementGraph],
+    plans: list[SettlementPlan],
+    *,
+    config: Config,
+    seed: int,
+    warnings: list[str],
+    seconds: float,
+) -> dict[str, Any]:
+    """The plan's record: counts, workload spread, bounds, provenance and warnings."""
+    settlements = []
+    for graph, plan in zip(graphs, plans, strict=True):
+        code = graph.settlement_id
+        mine = layers.counting_districts[layers.counting_districts["settlement_id"] == code]
+        settlements.append({
+            "settlement_id": code,
+            "settlement_name": str(layers.settlements.loc[
+                layers.settlements["settlement_id"] == code, "settlement_name"].iloc[0]),
+            "units": int(graph.n),
+            "residents": int(mine["residents"].sum()),
+            "counting_districts": len(mine),
+            "instructor_districts": int(mine["id_code"].nunique()),
+            "registration_districts": int(mine["rd_code"].nunique()),
+            "registration_model": plan.rd_status,
+            "graph_edges": len(graph.edges),
+            "edges_cut_by_barriers": graph.cut_by_barrier,
+            "edges_cut_by_detours": graph.cut_by_detour,
+            "parts_bridged": [{"units": note.size, "residents": note.residents,
+                               "action": note.action} for note in graph.components],
+        })
+    return {
+        "software": {"name": "districting", "version": __version__},
+        "input": {"file": raw.source.name, "sha256": raw.sha256},
+        "seed": seed,
+        **district_statistics(layers, config=config),
         "settlements": settlements,
         "config": asdict(config),
         "warnings": warnings,

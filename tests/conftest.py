@@ -68,6 +68,11 @@ def two_settlement_register() -> gpd.GeoDataFrame:
 @pytest.fixture
 def small_config() -> Config:
     """Norms sized so that the small register gives a few dozen CDs."""
+    return small_norms()
+
+
+def small_norms() -> Config:
+    """The norms of the ``small_config`` fixture, for module-scoped fixtures."""
     return config_from_dict({
         "name": "test",
         "seed": 7,

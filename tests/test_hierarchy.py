@@ -12,10 +12,10 @@ from districting.config import Config, InstructorNorms
 from districting.hierarchy import (
     _instructor_districts,
     _repair_spans,
-    _repair_walks,
     choose_count,
     count_range,
     reading_order,
+    repair_walks,
     settlement_seed,
 )
 from districting.partition import adjacency_from_edges
@@ -65,7 +65,7 @@ def test_walk_repair_moves_a_unit_when_the_tour_breaks_the_ceiling() -> None:
         members = np.flatnonzero(labels == c)
         tour_m[c], walk_min[members] = walk(members)
     assert (base + walk_min)[labels == 0].sum() == pytest.approx(125.0)  # above 115
-    moves = _repair_walks(adj, labels, base, walk_min, tour_m, walk, floor=90, ceiling=115)
+    moves = repair_walks(adj, labels, base, walk_min, tour_m, walk, floor=90, ceiling=115)
     assert moves == 1
     assert labels.tolist() == [0, 0, 1, 1, 1, 1]
     totals = np.bincount(labels, weights=base + walk_min)
@@ -83,7 +83,7 @@ def test_walk_repair_keeps_the_source_connected() -> None:
     def walk(members: np.ndarray) -> tuple[float, np.ndarray]:
         return 0.0, np.zeros(len(members))
 
-    assert _repair_walks(adj, labels, base, walk_min, tour_m, walk, floor=0,
+    assert repair_walks(adj, labels, base, walk_min, tour_m, walk, floor=0,
                          ceiling=100) == 0
     assert labels.tolist() == [0, 0, 0, 1]
 

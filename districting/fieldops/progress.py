@@ -70,7 +70,14 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from districting.check import read_plan_layers
 from districting.errors import DistrictingError, InputFileError
-from districting.fieldops.records import read_table
+from districting.fieldops.records import (
+    cell_text,
+    cell_texts,
+    household_keys,
+    locate_units,
+    read_table,
+    wall_clock,
+)
 from districting.layers import LAYER_FIELDS, PlanLayers
 from districting.outputs.maps import add_geojson, assign_sequential_ids, display_frame
 from districting.outputs.numbers import as_number, localise, whole
@@ -422,7 +429,7 @@ def progress(
         raise DistrictingError(f"over_threshold must be a positive number, not {over_threshold!r}")
     units = _unit_table(layers.units)
     table, counts = _record_table(records, as_of=as_of)
-    position = _locate(table, units)
+    position = locate_units(table, units)
     known = position >= 0
     counts["unknown_building"] = int((~known).sum())
     if counts["unknown_building"]:
@@ -474,24 +481,6 @@ def _check_dates(*, as_of: date, period: tuple[date, date], online_start: date) 
     return _Clock(as_of=as_of, start=start, end=end, online_start=online_start)
 
 
-def _text(value: Any) -> str:
-    """A cell as stripped text: blanks, None and NaN become ``""``, whole floats lose ``.0``."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        if math.isnan(value):
-            return ""
-        if value.is_integer():
-            return str(int(value))
-    if value is pd.NA or value is pd.NaT:
-        return ""
-    return str(value).strip()
-
-
-def _texts(values: pd.Series) -> np.ndarray:
-    return np.array([_text(v) for v in values], dtype=object)
-
-
 def _numbers(values: pd.Series) -> np.ndarray:
     return pd.to_numeric(values, errors="coerce").fillna(0).to_numpy(dtype=float)
 
@@ -503,10 +492,10 @@ def _unit_table(units: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise DistrictingError(f"the plan's units have no column(s) {', '.join(missing)}")
     out = pd.DataFrame({
-        "unit_id": _texts(units["unit_id"]) if "unit_id" in units.columns
+        "unit_id": cell_texts(units["unit_id"]) if "unit_id" in units.columns
         else np.arange(len(units)).astype(str),
-        "building_id": _texts(units["building_id"]),
-        "cd_code": _texts(units["cd_code"]),
+        "building_id": cell_texts(units["building_id"]),
+        "cd_code": cell_texts(units["cd_code"]),
         "residents": np.round(_numbers(units["residents"])).astype(np.int64),
         "households": np.round(_numbers(units["households"])).astype(np.int64),
     })
@@ -514,31 +503,6 @@ def _unit_table(units: pd.DataFrame) -> pd.DataFrame:
         out[column] = (np.round(_numbers(units[column])).astype(np.int64)
                        if column in units.columns else 0)
     return out
-
-
-def _wall_clock(values: pd.Series) -> pd.Series:
-    """Submission times as naive datetimes on the wall clock they were stamped with."""
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_localize(None)
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return values
-
-    def cell(value: Any) -> str:
-        if isinstance(value, datetime):
-            return value.replace(tzinfo=None).isoformat()
-        if isinstance(value, date):
-            return value.isoformat()
-        return _text(value)
-
-    text = pd.Series([cell(v) for v in values], index=values.index, dtype=object)
-    # Drop a trailing UTC offset after a time of day: the date as written is the day.
-    text = text.str.replace(
-        r"([T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$",
-        r"\1", regex=True,
-    ).str.replace(",", ".", regex=False)
-    text = text.where(text != "", None)
-    return pd.Series(pd.to_datetime(text, format="ISO8601", errors="coerce"),
-                     index=values.index)
 
 
 def _record_table(records: pd.DataFrame, *, as_of: date) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -549,14 +513,14 @@ def _record_table(records: pd.DataFrame, *, as_of: date) -> tuple[pd.DataFrame, 
                 "records" if "iin" in records.columns and "iin_hash" in missing else "")
         raise DistrictingError(f"the records have no column(s) {', '.join(missing)}{hint}")
     frame = records.reset_index(drop=True)
-    times = _wall_clock(frame["submitted_at"]).reset_index(drop=True)
-    channel = np.char.lower(_texts(frame["channel"]).astype(str)).astype(object)
-    status = np.char.lower(_texts(frame["status"]).astype(str)).astype(object)
-    person = _texts(frame["iin_hash"]) != ""
-    household = _texts(frame["household_id"])
-    dwelling = (_texts(frame["dwelling"]) if "dwelling" in frame.columns
+    times = wall_clock(frame["submitted_at"]).reset_index(drop=True)
+    channel = np.char.lower(cell_texts(frame["channel"]).astype(str)).astype(object)
+    status = np.char.lower(cell_texts(frame["status"]).astype(str)).astype(object)
+    person = cell_texts(frame["iin_hash"]) != ""
+    household = cell_texts(frame["household_id"])
+    dwelling = (cell_texts(frame["dwelling"]) if "dwelling" in frame.columns
                 else np.full(len(frame), "", dtype=object))
-    building = _texts(frame["building_id"])
+    building = cell_texts(frame["building_id"])
     kind = np.select(
         [np.isin(channel, ONLINE_CHANNELS),
          (status == "completed") | ((status == "") & person),
@@ -564,13 +528,11 @@ def _record_table(records: pd.DataFrame, *, as_of: date) -> tuple[pd.DataFrame, 
          np.isin(status, ("refused", "absent"))],
         ["online", "visit", "vacant", "attempt"], default="other",
     ).astype(object)
-    # A household is its household_id within its building; without one, its dwelling.
-    key = [f"{b}\x1fh:{h}" if h else f"{b}\x1fd:{d}"
-           for b, h, d in zip(building, household, dwelling, strict=True)]
+    key = household_keys(building, household, dwelling, cell_texts(frame["record_id"]))
     table = pd.DataFrame({
-        "record_id": _texts(frame["record_id"]),
+        "record_id": cell_texts(frame["record_id"]),
         "building_id": building,
-        "household": np.array(key, dtype=object),
+        "household": key,
         "dwelling": pd.to_numeric(pd.Series(dwelling, dtype=object), errors="coerce")
         .to_numpy(dtype=float),
         "person": person,
@@ -595,36 +557,6 @@ def _record_table(records: pd.DataFrame, *, as_of: date) -> tuple[pd.DataFrame, 
                        "visit with a known status; they count no household",
                        counts["no_outcome"])
     return table, counts
-
-
-def _locate(table: pd.DataFrame, units: pd.DataFrame) -> np.ndarray:
-    """The position in ``units`` of each record's unit, or -1 for an unknown building.
-
-    A record goes to the unit of its building whose dwelling range holds its dwelling,
-    else to the building's first unit (the lowest ``dwelling_from``, then ``unit_id``).
-    """
-    ordered = units.assign(pos=np.arange(len(units))).sort_values(
-        ["building_id", "dwelling_from", "unit_id", "pos"], kind="stable")
-    ordered = ordered.loc[ordered["building_id"] != ""]
-    first = ordered.drop_duplicates("building_id").set_index("building_id")["pos"]
-    position = np.array(table["building_id"].map(first).fillna(-1), dtype=np.int64)
-    ranged = ordered.loc[ordered["building_id"].duplicated(keep=False)
-                         & (ordered["dwelling_to"] > 0)
-                         & (ordered["dwelling_to"] >= ordered["dwelling_from"])]
-    if len(ranged) == 0:
-        return position
-    candidates = table.assign(row=np.arange(len(table)))
-    candidates = candidates.loc[candidates["building_id"].isin(ranged["building_id"])
-                                & candidates["dwelling"].notna(), ["row", "building_id",
-                                                                   "dwelling"]]
-    pairs = candidates.merge(ranged[["building_id", "pos", "dwelling_from", "dwelling_to"]],
-                             on="building_id", how="inner")
-    inside = pairs.loc[(pairs["dwelling"] >= pairs["dwelling_from"])
-                       & (pairs["dwelling"] <= pairs["dwelling_to"])]
-    inside = inside.sort_values(["row", "dwelling_from", "pos"], kind="stable")
-    inside = inside.drop_duplicates("row")
-    position[inside["row"].to_numpy(dtype=np.int64)] = inside["pos"].to_numpy(dtype=np.int64)
-    return position
 
 
 def _unit_counts(table: pd.DataFrame, units: pd.DataFrame, *,
@@ -667,7 +599,7 @@ def _district_tables(layers: PlanLayers, units: pd.DataFrame,
     """Counts per CD (from its units), per ID and per settlement (from their CDs)."""
     layer = layers.counting_districts
     cds = pd.DataFrame({
-        column: _texts(layer[column]) if column in layer.columns
+        column: cell_texts(layer[column]) if column in layer.columns
         else np.full(len(layer), "", dtype=object)
         for column in ("cd_code", "id_code", "rd_code", "settlement_id")
     })
@@ -705,7 +637,7 @@ def _district_tables(layers: PlanLayers, units: pd.DataFrame,
 def _lookup(frame: pd.DataFrame, key: str, value: str) -> dict[str, str]:
     if key not in frame.columns or value not in frame.columns:
         return {}
-    return dict(zip(_texts(frame[key]), _texts(frame[value]), strict=True))
+    return dict(zip(cell_texts(frame[key]), cell_texts(frame[value]), strict=True))
 
 
 def _derive(frame: pd.DataFrame, *, clock: _Clock, over_threshold: float) -> None:
@@ -788,7 +720,7 @@ def _daily(done_days: pd.Series, *, clock: _Clock, totals: pd.Series) -> pd.Data
 def _shapes(layer: gpd.GeoDataFrame, code: str) -> gpd.GeoDataFrame:
     if code not in layer.columns or layer.geometry.name not in layer.columns:
         return gpd.GeoDataFrame({code: []}, geometry=[], crs=layer.crs)
-    return gpd.GeoDataFrame({code: _texts(layer[code])},
+    return gpd.GeoDataFrame({code: cell_texts(layer[code])},
                             geometry=layer.geometry.to_numpy(), crs=layer.crs)
 
 
@@ -873,7 +805,7 @@ def read_progress_records(paths: Sequence[str | Path]) -> pd.DataFrame:
             raise DistrictingError(f"{path}: no column(s) {', '.join(missing)}{hint}")
         frames.append(frame.drop(columns=[c for c in ("iin",) if c in frame.columns]))
     records = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    ids = pd.Series(_texts(records["record_id"]))
+    ids = pd.Series(cell_texts(records["record_id"]))
     repeated = int(ids.duplicated(keep=False).sum())
     if repeated:
         raise DistrictingError(
@@ -1060,7 +992,7 @@ def _csv_cell(column: str, value: Any) -> str:
         return f"{value:g}"
     if isinstance(value, int | np.integer):
         return str(int(value))
-    return _text(value)
+    return cell_text(value)
 
 
 def _csv_bytes(frame: pd.DataFrame, columns: Sequence[str]) -> bytes:
@@ -1104,7 +1036,7 @@ def _date(day: date, lang: str) -> str:
 
 
 def _esc(value: Any) -> str:
-    return html.escape(_text(value), quote=True)
+    return html.escape(cell_text(value), quote=True)
 
 
 # ---------------------------------------------------------------- dashboard
@@ -1271,7 +1203,7 @@ def _cd_tooltip(row: Mapping[Any, Any], result: ProgressResult, t: dict[str, str
             end=end, projected=_pct(row["projected_completion"], lang))),
     ]
     for key, colour in (("lagging_reason", _LAGGING_COLOUR), ("over_coverage_reason", "#7b3294")):
-        reason = _text(row.get(key))
+        reason = cell_text(row.get(key))
         if reason and not (key == "lagging_reason" and row["status"] == "not_started"):
             lines.append(f'<span style="color:{colour}">{html.escape(reason)}</span>')
     return "<br>".join(lines)

@@ -18,10 +18,13 @@ reading question: deduplication quarantines invalid IINs. No message quotes an I
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,10 +44,15 @@ __all__ = [
     "SUFFIXES",
     "TABLET_COLUMNS",
     "RecordIssue",
+    "cell_text",
+    "cell_texts",
+    "household_keys",
+    "locate_units",
     "normalize_records",
     "parse_times",
     "read_records",
     "record_issues",
+    "wall_clock",
 ]
 
 RECORD_COLUMNS = (
@@ -339,3 +347,98 @@ def read_table(path: Path) -> pd.DataFrame:
         return pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several error types for unreadable files
         raise InputFileError(f"{path}: cannot read as Parquet ({redact(str(exc))})") from None
+
+
+def locate_units(table: pd.DataFrame, units: pd.DataFrame) -> np.ndarray:
+    """The position in ``units`` of each record's unit, or -1 for an unknown building.
+
+    ``table`` has ``building_id`` (text) and ``dwelling`` (a number or NaN); ``units``
+    has ``building_id``, ``unit_id`` (text), ``dwelling_from`` and ``dwelling_to``.
+
+    A record goes to the unit of its building whose dwelling range holds its dwelling,
+    else to the building's first unit (the lowest ``dwelling_from``, then ``unit_id``).
+    """
+    ordered = units.assign(pos=np.arange(len(units))).sort_values(
+        ["building_id", "dwelling_from", "unit_id", "pos"], kind="stable")
+    ordered = ordered.loc[ordered["building_id"] != ""]
+    first = ordered.drop_duplicates("building_id").set_index("building_id")["pos"]
+    position = np.array(table["building_id"].map(first).fillna(-1), dtype=np.int64)
+    ranged = ordered.loc[ordered["building_id"].duplicated(keep=False)
+                         & (ordered["dwelling_to"] > 0)
+                         & (ordered["dwelling_to"] >= ordered["dwelling_from"])]
+    if len(ranged) == 0:
+        return position
+    candidates = table.assign(row=np.arange(len(table)))
+    candidates = candidates.loc[candidates["building_id"].isin(ranged["building_id"])
+                                & candidates["dwelling"].notna(), ["row", "building_id",
+                                                                   "dwelling"]]
+    pairs = candidates.merge(ranged[["building_id", "pos", "dwelling_from", "dwelling_to"]],
+                             on="building_id", how="inner")
+    inside = pairs.loc[(pairs["dwelling"] >= pairs["dwelling_from"])
+                       & (pairs["dwelling"] <= pairs["dwelling_to"])]
+    inside = inside.sort_values(["row", "dwelling_from", "pos"], kind="stable")
+    inside = inside.drop_duplicates("row")
+    position[inside["row"].to_numpy(dtype=np.int64)] = inside["pos"].to_numpy(dtype=np.int64)
+    return position
+
+
+def cell_text(value: Any) -> str:
+    """A cell as stripped text: blanks, None and NaN become ``""``, whole floats lose ``.0``."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        if value.is_integer():
+            return str(int(value))
+    if value is pd.NA or value is pd.NaT:
+        return ""
+    return str(value).strip()
+
+
+def cell_texts(values: pd.Series) -> np.ndarray:
+    """Each cell as text (see :func:`cell_text`), as an object array."""
+    return np.array([cell_text(v) for v in values], dtype=object)
+
+
+def wall_clock(values: pd.Series) -> pd.Series:
+    """Submission times as naive datetimes on the wall clock they were stamped with."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_localize(None)
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values
+
+    def cell(value: Any) -> str:
+        if isinstance(value, datetime):
+            return value.replace(tzinfo=None).isoformat()
+        if isinstance(value, date):
+            return value.isoformat()
+        return cell_text(value)
+
+    text = pd.Series([cell(v) for v in values], index=values.index, dtype=object)
+    # Drop a trailing UTC offset after a time of day: the date as written is the day.
+    text = text.str.replace(
+        r"([T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$",
+        r"\1", regex=True,
+    ).str.replace(",", ".", regex=False)
+    text = text.where(text != "", None)
+    return pd.Series(pd.to_datetime(text, format="ISO8601", errors="coerce"),
+                     index=values.index)
+
+
+def household_keys(building: np.ndarray, household: np.ndarray, dwelling: np.ndarray,
+                   record: np.ndarray) -> np.ndarray:
+    """A key per record naming its household: its ``household_id`` within its building.
+
+    A record without one belongs to the household another record names at the same
+    building and dwelling (the smallest such id), else to its dwelling, else to itself.
+    """
+    named: dict[tuple[str, str], str] = {}
+    for b, h, d in zip(building, household, dwelling, strict=True):
+        if h and d and ((b, d) not in named or h < named[(b, d)]):
+            named[(b, d)] = h
+    keys = []
+    for b, h, d, r in zip(building, household, dwelling, record, strict=True):
+        h = h or named.get((b, d), "") if d else h
+        keys.append(f"{b}\x1fh:{h}" if h else (f"{b}\x1fd:{d}" if d else f"{b}\x1fr:{r}"))
+    return np.array(keys, dtype=object)

@@ -58,6 +58,9 @@ from districting.layers import PlanLayers
 from districting.outputs.writer import pick_language, save_workbook, write_bytes_atomic
 
 logger = logging.getLogger(__name__)
+#: The units column of a follow-up plan (after online self-response): households still
+#: to visit. Its sheets list only the units that have some.
+FOLLOWUP_COLUMN = "households_remaining"
 
 #: Column labels of the CD sheets, by language.
 CD_SHEET_COLUMNS: dict[str, list[str]] = {
@@ -248,6 +251,7 @@ def _cd_sheets(layers: PlanLayers, *, lang: str, period: str) -> list[_CdSheet]:
                      what="address unit(s) have no counting district")
 
     rows = _unit_rows(units, text)
+    followup = FOLLOWUP_COLUMN in units.columns
     if "visit_order" in units.columns:
         order = pd.to_numeric(units["visit_order"], errors="coerce").fillna(0).to_numpy()
     else:
@@ -268,7 +272,9 @@ def _cd_sheets(layers: PlanLayers, *, lang: str, period: str) -> list[_CdSheet]:
             logger.warning("sheets: counting district %s has no address units", code)
         visited_at = sorted((p for p in members if order[p] > 0),
                             key=lambda p: (order[p], natural[p]))
-        unvisited_at = sorted((p for p in members if order[p] <= 0), key=natural.__getitem__)
+        # A follow-up plan lists only the addresses still to visit.
+        unvisited_at = [] if followup else sorted((p for p in members if order[p] <= 0),
+                                                  key=natural.__getitem__)
         expected = list(range(1, len(visited_at) + 1))
         if [int(order[p]) for p in visited_at] != expected:
             logger.warning("sheets: the visit order of counting district %s is not 1..%d; "
@@ -307,12 +313,15 @@ def _cd_sheets(layers: PlanLayers, *, lang: str, period: str) -> list[_CdSheet]:
 
 def _unit_rows(units: pd.DataFrame, text: dict[str, str]) -> list[_UnitRow]:
     """One row per unit (unnumbered), in the layer's order."""
-    households = pd.to_numeric(units["households"], errors="coerce")
-    if "online_share" in units.columns:
-        share = pd.to_numeric(units["online_share"], errors="coerce").fillna(0.0)
+    if FOLLOWUP_COLUMN in units.columns:  # a follow-up plan: the households still to visit
+        to_visit = pd.to_numeric(units[FOLLOWUP_COLUMN], errors="coerce").to_numpy(dtype=float)
     else:
-        share = pd.Series(0.0, index=units.index)
-    to_visit = (households * (1.0 - share)).to_numpy(dtype=float)
+        households = pd.to_numeric(units["households"], errors="coerce")
+        if "online_share" in units.columns:
+            share = pd.to_numeric(units["online_share"], errors="coerce").fillna(0.0)
+        else:
+            share = pd.Series(0.0, index=units.index)
+        to_visit = (households * (1.0 - share)).to_numpy(dtype=float)
     first = _optional_column(units, "dwelling_from")
     last = _optional_column(units, "dwelling_to")
     geometry = units.geometry
