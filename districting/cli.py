@@ -8,12 +8,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from districting import __version__
 from districting.errors import DistrictingError
+
+if TYPE_CHECKING:
+    from districting.parallel import Execution
 
 logger = logging.getLogger("districting")
 
@@ -48,7 +51,7 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
-    for noisy in ("pyogrio", "fiona", "matplotlib"):
+    for noisy in ("pyogrio", "fiona", "matplotlib", "distributed", "tornado", "bokeh"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not verbose:
         logging.getLogger("districting").setLevel(logging.WARNING if quiet else logging.INFO)
@@ -92,10 +95,26 @@ def validate(register: Path, settlements: Path | None) -> None:
 @click.option("--seed", default=2021, show_default=True, help="Random seed.")
 @click.option("--scale", default=1.0, show_default=True,
               help="Size relative to Baikonur (0.05 gives a tiny register for tests).")
-def synth(out: Path, seed: int, scale: float) -> None:
-    """Generate the synthetic Baikonur-like register (labelled synthetic)."""
+@click.option("--country", is_flag=True,
+              help="A synthetic country instead: settlements from hamlets to a 2-million "
+                   "city, written settlement by settlement.")
+@click.option("--residents", type=click.IntRange(min=30), default=19_200_000,
+              show_default=True, help="With --country: about this many residents.")
+@click.pass_obj
+def synth(obj: dict[str, Any], out: Path, seed: int, scale: float, country: bool,
+          residents: int) -> None:
+    """Generate the synthetic Baikonur-like register, or with --country a synthetic
+    country (both labelled synthetic)."""
     from districting.synth import synthesize_baikonur, write_register
 
+    if country:
+        from districting.synth_country import write_country
+
+        counts = write_country(out, residents=residents, seed=seed, progress=not obj["quiet"])
+        click.echo(f"wrote {out}: {counts['settlements']:,} settlements, "
+                   f"{counts['buildings']:,} buildings, {counts['residents']:,} residents "
+                   f"(largest settlement {counts['largest']:,}; synthetic, seed {seed})")
+        return
     if not 0 < scale <= 10:
         raise click.BadParameter("must be in (0, 10]", param_hint="--scale")
     register = synthesize_baikonur(seed=seed, scale=scale)
@@ -157,10 +176,12 @@ def _plan_and_write(
     extra_files: dict[str, Path] | None = None,
     compare_with_seed: bool = False,
     tiles: str | None = None,
+    execution: Execution | None = None,
 ) -> None:
     from districting.config import load_config
     from districting.outputs.bundle import write_plan
     from districting.outputs.writer import check_output_folder
+    from districting.parallel import Checkpoints, Execution
     from districting.pipeline import plan_from_file
 
     started = time.monotonic()
@@ -168,8 +189,10 @@ def _plan_and_write(
                    if p is not None and p not in (extra_files or {}).values())
     check_output_folder(out, inputs)  # before planning: refuse early, lose nothing
     config = load_config(config_path)
+    execution = execution or Execution(checkpoints=default_checkpoints(out), progress=not quiet)
     result, problems = plan_from_file(register, config=config, seed=seed,
-                                      settlements=settlements, progress=not quiet)
+                                      settlements=settlements, progress=not quiet,
+                                      execution=execution)
     warnings = [p for p in problems if p.severity == "warning"]
     if warnings:
         logger.warning("the register has %d warning(s); run 'districting validate' to list them",
@@ -177,6 +200,9 @@ def _plan_and_write(
     title = f"{config.name}: census districts"
     write_plan(result, out, title=title, lang=lang, extra_files=extra_files, inputs=inputs,
                config=config, tiles=tiles)
+    failed = result.summary["failed_settlements"]
+    if execution.checkpoints is not None and not failed:
+        Checkpoints(execution.checkpoints).clear()
     counts = result.summary["counts"]
     spread = result.summary["workload"]
     click.echo(
@@ -206,6 +232,19 @@ def _plan_and_write(
             f"{seed_figures['interviewers']}, {staff['instructor_controllers']} "
             f"instructor-controllers vs {seed_figures['instructor_controllers']}"
         )
+    if failed:
+        for entry in failed:
+            click.echo(f"error: settlement {entry['settlement_id']} was not planned: "
+                       f"{entry['error']}", err=True)
+        click.echo(f"error: {len(failed)} settlement(s) failed; the plan in {out} covers the "
+                   f"others (summary.json: failed_settlements). Fix the data and run again "
+                   f"with --resume to plan only what is missing.", err=True)
+        sys.exit(1)
+
+
+def default_checkpoints(out: Path) -> Path:
+    """Where a plan's per-settlement checkpoints go: a folder beside ``out``."""
+    return out.parent / f".{out.name}.checkpoints"
 
 
 @main.command()
@@ -222,12 +261,31 @@ def _plan_and_write(
 @click.option("--tiles", default=None, metavar="NAME",
               help="Background tiles for map.html, e.g. OpenStreetMap (fetched when the map is "
                    "opened, so online only; default: none, the map works offline).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Plan settlements on this many local worker processes (Dask).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Plan on an existing Dask cluster, e.g. tcp://10.0.0.5:8786.")
+@click.option("--checkpoints", "checkpoints", type=click.Path(path_type=Path), default=None,
+              help="Folder of per-settlement checkpoints (default: .<OUT>.checkpoints beside "
+                   "OUT; removed once the plan is written).")
+@click.option("--resume", is_flag=True,
+              help="Reuse the checkpoints of an interrupted run made from the same inputs.")
+@click.option("--fail-fast", is_flag=True,
+              help="Stop at the first settlement that fails (default: plan the others).")
 @click.pass_obj
 def plan(obj: dict[str, Any], register: Path, config_path: Path | None, out: Path,
-         seed: int | None, settlements: Path | None, lang: str, tiles: str | None) -> None:
+         seed: int | None, settlements: Path | None, lang: str, tiles: str | None,
+         workers: int, scheduler: str | None, checkpoints: Path | None, resume: bool,
+         fail_fast: bool) -> None:
     """Plan counting, instructor and registration districts for a register."""
+    from districting.parallel import Execution
+
+    execution = Execution(workers=workers, scheduler=scheduler,
+                          checkpoints=checkpoints or default_checkpoints(out), resume=resume,
+                          fail_fast=fail_fast, progress=not obj["quiet"])
     _plan_and_write(register, config_path=config_path, out=out, seed=seed,
-                    settlements=settlements, lang=lang, quiet=obj["quiet"], tiles=tiles)
+                    settlements=settlements, lang=lang, quiet=obj["quiet"], tiles=tiles,
+                    execution=execution)
 
 
 @main.command()

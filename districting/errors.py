@@ -71,3 +71,7 @@ class PlanCheckError(DistrictingError):
 
 class PartitionError(DistrictingError):
     """A partition could not be produced (for example, the graph is empty)."""
+
+
+class SettlementError(DistrictingError):
+    """A settlement could not be planned and the run was asked to stop (``--fail-fast``)."""

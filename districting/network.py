@@ -58,6 +58,25 @@ class StreetNetwork:
     def n_nodes(self) -> int:
         return len(self.node_xy)
 
+    def within(self, bounds: tuple[float, float, float, float] | np.ndarray, *,
+               margin: float) -> StreetNetwork | None:
+        """The streets whose both ends lie in ``bounds`` (minx, miny, maxx, maxy) widened
+        by ``margin`` metres, renumbered; ``None`` when no street segment is left."""
+        x0, y0, x1, y1 = (float(b) for b in bounds)
+        x, y = self.node_xy[:, 0], self.node_xy[:, 1]
+        keep = (x >= x0 - margin) & (x <= x1 + margin) & (y >= y0 - margin) & (y <= y1 + margin)
+        if keep.all():
+            return self
+        segments = keep[self.segment_ends[:, 0]] & keep[self.segment_ends[:, 1]]
+        if not segments.any():
+            return None
+        number = np.full(self.n_nodes, -1, dtype=np.int64)
+        number[keep] = np.arange(int(keep.sum()))
+        lengths = self.lengths[keep][:, keep].tocsr()
+        return StreetNetwork(node_xy=self.node_xy[keep], lengths=lengths,
+                             segments=self.segments[segments],
+                             segment_ends=number[self.segment_ends[segments]])
+
     def snap(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The nearest street node of each point, and the straight distance to it."""
         access, nodes = self._tree.query(np.asarray(xy, dtype=float).reshape(-1, 2))

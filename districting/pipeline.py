@@ -12,21 +12,22 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from tqdm import tqdm
 
 from districting import __version__
 from districting.config import Config
-from districting.errors import ConfigError, PlanCheckError, Problem
-from districting.graph import SettlementGraph, barrier_geometries, build_settlement_graph
-from districting.hierarchy import SettlementPlan, plan_settlement
+from districting.errors import ConfigError, DistrictingError, PlanCheckError, Problem
+from districting.graph import SettlementGraph, barrier_geometries
+from districting.hierarchy import SettlementPlan
 from districting.layers import LAYER_FIELDS, PlanLayers
-from districting.network import StreetNetwork, Walks, street_network_from_layers
+from districting.network import StreetNetwork, street_network_from_layers
+from districting.parallel import Execution, run_settlements
 from districting.register import RawRegister, read_register
+from districting.settlement import settlement_tasks
 from districting.staffing import staffing_summary, staffing_table
 from districting.territory import dissolve
 from districting.units import settlement_polygons, units_from_register
 from districting.validate import raise_for_errors, validate_register
-from districting.workload import district_target, walking_minutes
+from districting.workload import district_target
 
 logger = logging.getLogger(__name__)
 
@@ -74,23 +75,34 @@ def plan_from_file(
     seed: int | None = None,
     settlements: str | Path | None = None,
     progress: bool = True,
+    execution: Execution | None = None,
 ) -> tuple[PlanResult, list[Problem]]:
     """Read, validate and plan a register file; raise on any validation error."""
     raw = read_register(path, settlements=settlements)
     problems = validate_register(raw)
     raise_for_errors(problems)
     result = plan_register(raw, config=config, seed=config.seed if seed is None else seed,
-                           progress=progress)
+                           progress=progress, execution=execution)
     return result, problems
 
 
 def plan_register(
-    raw: RawRegister, *, config: Config, seed: int | None = None, progress: bool = True
+    raw: RawRegister,
+    *,
+    config: Config,
+    seed: int | None = None,
+    progress: bool = True,
+    execution: Execution | None = None,
 ) -> PlanResult:
     """Plan a validated register: every stage after validation, ending in checked layers.
 
-    ``seed`` defaults to the config's."""
+    ``seed`` defaults to the config's. Each settlement is planned as its own task (see
+    :mod:`districting.settlement`), run as ``execution`` says (default: here, one after
+    another, with no checkpoints). A settlement that fails is left out of the plan and
+    listed in the summary's ``failed_settlements`` (``execution.fail_fast`` stops the run
+    instead)."""
     seed = config.seed if seed is None else seed
+    execution = execution or Execution(progress=progress)
     started = time.monotonic()
     units = units_from_register(raw, config=config)
     _require_polygons(units, config=config)
@@ -100,54 +112,38 @@ def plan_register(
         raw.layers.get("barriers"), raw.layers.get("crossings"), units.crs
     )
     network = _street_network(raw, units.crs)
+    tasks = settlement_tasks(units, polygons, barriers=barriers, crossings=crossings,
+                             network=network, config=config, seed=seed)
+    outcomes = run_settlements(tasks, execution=execution)
+    failed = [o for o in outcomes if not o.ok]
+    warnings: list[str] = [f"settlement {o.settlement_id} was not planned: {o.error}"
+                           for o in failed]
+    if len(failed) == len(outcomes):
+        raise DistrictingError("no settlement could be planned:\n" + "\n".join(warnings))
+    if failed:
+        lost = {o.settlement_id for o in failed}
+        units = units.loc[~units["settlement_id"].isin(lost)].reset_index(drop=True)
+        polygons = polygons.loc[~polygons["settlement_id"].isin(lost)].reset_index(drop=True)
     units["walk_min"] = 0.0
-    warnings: list[str] = []
     graphs: list[SettlementGraph] = []
     plans: list[SettlementPlan] = []
-    codes = list(polygons["settlement_id"])
-    bar = tqdm(total=len(units), desc="planning", unit="unit", disable=not progress,
-               leave=False)
-    for code in codes:
-        positions = np.flatnonzero(units["settlement_id"].to_numpy() == code)
-        bar.set_postfix_str(f"settlement {code} ({len(positions)} units)")
-        graph = build_settlement_graph(
-            code, positions, units.geometry.to_numpy()[positions],
-            units["residents"].to_numpy()[positions],
-            polygons.geometry[polygons["settlement_id"] == code].iloc[0],
-            barriers=barriers, crossings=crossings,
-            crossing_radius_m=config.graph.crossing_radius_m, network=network,
-            max_detour=config.graph.max_detour, detour_slack_m=config.graph.detour_slack_m,
-            contiguity=config.graph.contiguity,
-            footprints=units["footprint"].to_numpy()[positions],
-            building_ids=units["building_id"].to_numpy()[positions],
-        )
-        # The settlement's territory is what its tiles cover: a piece of a given polygon
-        # that no tile reaches (an uninhabited island) is left out, and said so.
-        row = polygons["settlement_id"] == code
-        covered = shapely.union_all(graph.tiles)
-        lost = float(polygons.geometry[row].iloc[0].area - covered.area)
-        if lost > 1.0 and config.graph.contiguity == "tiles":
-            warnings.append(f"settlement {code}: {lost:,.0f} m² of its polygon holds no "
-                            "building and is left out of every district")
-        polygons.loc[row, "geometry"] = covered
-        # CDs are drawn with each unit's walk from its nearest neighbour; each CD's own
-        # walking tour then replaces it in the workload (see plan_settlement).
-        households = units["households"].to_numpy()[positions]
-        proxy = walking_minutes(graph.nearest_walk(), households, norms=config.workload)
-        walks = Walks(shapely.get_coordinates(units.geometry.to_numpy()[positions]), network)
-        plan = plan_settlement(graph, units, config=config, seed=seed, walk_proxy=proxy,
-                               walks=walks)
-        units.loc[units.index[positions], "walk_min"] = np.round(plan.walk_min, 3)
-        units.loc[units.index[positions], "workload"] = np.round(
+    codes = units["settlement_id"].to_numpy()
+    for outcome in outcomes:
+        if not outcome.ok or outcome.graph is None or outcome.plan is None:
+            continue
+        positions = np.flatnonzero(codes == outcome.settlement_id)
+        graph, plan = outcome.graph, outcome.plan
+        graph.positions = positions
+        plan.rd_point_position = [int(positions[p]) for p in plan.rd_point_position]
+        polygons.loc[polygons["settlement_id"] == outcome.settlement_id, "geometry"] = \
+            outcome.territory
+        rows = units.index[positions]
+        units.loc[rows, "walk_min"] = np.round(plan.walk_min, 3)
+        units.loc[rows, "workload"] = np.round(
             units["workload"].to_numpy()[positions] + plan.walk_min, 3)
-        for note in graph.components:
-            warnings.append(f"settlement {code}: a part of {note.size} unit(s) and "
-                            f"{note.residents} residents was cut off by a barrier; {note.action}")
-        warnings.extend(plan.notes)
+        warnings.extend(outcome.warnings)
         graphs.append(graph)
         plans.append(plan)
-        bar.update(len(positions))
-    bar.close()
     layers = assemble_layers(units, polygons, graphs, plans, config=config)
     for cd, reason in zip(layers.counting_districts["cd_code"],
                           layers.counting_districts["bound_exception"], strict=True):
@@ -166,6 +162,8 @@ def plan_register(
                             seconds=time.monotonic() - started)
     summary["edge_lengths"] = ("walking distance on the street network" if network is not None
                                else "straight line")
+    summary["failed_settlements"] = [{"settlement_id": o.settlement_id, "error": o.error}
+                                     for o in failed]
     for line in warnings:
         logger.warning(line)
     return PlanResult(layers=layers, summary=summary, warnings=warnings, config=config)

@@ -1,0 +1,357 @@
+"""Settlements as tasks: the same plan serially and on a Dask LocalCluster, checkpoints,
+resume, failures reported per settlement, and the synthetic country."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import shapely
+import yaml
+from click.testing import CliRunner
+from conftest import ORIGIN, UTM41N, grid_buildings
+
+from districting import parallel
+from districting.check import check_layers
+from districting.cli import main
+from districting.config import Config, config_from_dict, load_config
+from districting.errors import SettlementError
+from districting.network import StreetNetwork
+from districting.outputs.writer import write_geopackage
+from districting.parallel import Checkpoints, Execution
+from districting.pipeline import PlanResult, plan_from_file
+from districting.settlement import SettlementOutcome, SettlementTask, plan_task
+from districting.synth_country import (
+    CITIES,
+    FULL_RESIDENTS,
+    country_settlements,
+    country_sizes,
+    stream_country,
+    write_country,
+)
+
+SETTLEMENTS = ("431010000", "431030100", "431030200", "431030300")
+
+
+def three_villages_and_a_town() -> gpd.GeoDataFrame:
+    """A town and three villages far apart, so four independent tasks."""
+    parts = [grid_buildings(settlement_id=SETTLEMENTS[0], name="Город", nx=16, ny=12, seed=1)]
+    for i, code in enumerate(SETTLEMENTS[1:], start=1):
+        parts.append(grid_buildings(settlement_id=code, name=f"Село {i}", nx=7, ny=5,
+                                    seed=10 + i, prefix=f"V{i}",
+                                    origin=(ORIGIN[0] + 4000 * i, ORIGIN[1] + 3000)))
+    return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=UTM41N)
+
+
+@pytest.fixture(scope="module")
+def register(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("register") / "register.gpkg"
+    three_villages_and_a_town().to_file(path, layer="buildings", engine="pyogrio")
+    return path
+
+
+NORMS = ("name: test\nseed: 7\ntime_limit: 10\ncounting: {working_days: 30, hours_per_day: 4.0, "
+         "tolerance: 0.15}\nregistration: {residents_per_point: 3000}\n")
+
+
+def norms() -> Config:
+    """Norms that give the register 14 CDs in 5 IDs: several levels, planned in seconds."""
+    return config_from_dict(yaml.safe_load(NORMS))
+
+
+def plan(register: Path, execution: Execution) -> PlanResult:
+    result, _ = plan_from_file(register, config=norms(), execution=execution)
+    return result
+
+
+def layer_bytes(result: PlanResult, folder: Path) -> bytes:
+    path = folder / "plan.gpkg"
+    write_geopackage(result.layers, path)
+    return path.read_bytes()
+
+
+def without_runtime(summary: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in summary.items() if k != "runtime_seconds"}
+
+
+@pytest.fixture(scope="module")
+def serial(register: Path) -> PlanResult:
+    return plan(register, Execution(progress=False))
+
+
+def test_the_serial_plan_keeps_every_invariant(serial: PlanResult) -> None:
+    layers = serial.layers
+    assert check_layers(layers.as_dict()).ok
+    units = layers.units
+    assert units["unit_id"].is_unique
+    assert sorted(set(units["settlement_id"])) == list(SETTLEMENTS)
+    assert set(units["cd_code"]) == set(layers.counting_districts["cd_code"])
+    for cd, id_code in zip(layers.counting_districts["cd_code"],
+                           layers.counting_districts["id_code"], strict=True):
+        assert cd.startswith(id_code + "-")
+    assert serial.summary["failed_settlements"] == []
+
+
+def test_a_local_cluster_gives_the_serial_plan_byte_for_byte(
+        register: Path, serial: PlanResult, tmp_path: Path) -> None:
+    distributed = plan(register, Execution(workers=2, progress=False))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert layer_bytes(distributed, tmp_path / "a") == layer_bytes(serial, tmp_path / "b")
+    assert without_runtime(distributed.summary) == without_runtime(serial.summary)
+
+
+def test_an_existing_scheduler_is_used_by_address(register: Path, serial: PlanResult,
+                                                  tmp_path: Path) -> None:
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster:
+        remote = plan(register, Execution(scheduler=cluster.scheduler_address,
+                                          progress=False))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert layer_bytes(remote, tmp_path / "a") == layer_bytes(serial, tmp_path / "b")
+
+
+def test_an_unreachable_scheduler_is_a_clear_error(register: Path) -> None:
+    with pytest.raises(Exception, match="cannot reach the Dask scheduler"):
+        plan(register, Execution(scheduler="tcp://127.0.0.1:9", connect_timeout=2,
+                                 progress=False))
+
+
+def test_checkpoints_are_written_and_resume_plans_nothing_again(
+        register: Path, serial: PlanResult, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "checkpoints"
+    plan(register, Execution(checkpoints=folder, progress=False))
+    assert sorted(p.stem for p in folder.glob("*.pkl")) == sorted(SETTLEMENTS)
+
+    def refuse(task: SettlementTask) -> SettlementOutcome:
+        raise AssertionError(f"settlement {task.settlement_id} was planned again")
+
+    monkeypatch.setattr(parallel, "plan_task", refuse)
+    resumed = plan(register, Execution(checkpoints=folder, resume=True, progress=False))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert layer_bytes(resumed, tmp_path / "a") == layer_bytes(serial, tmp_path / "b")
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(
+        register: Path, serial: PlanResult, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "checkpoints"
+    planned: list[str] = []
+
+    def interrupted(task: SettlementTask) -> SettlementOutcome:
+        if len(planned) == 2:
+            raise KeyboardInterrupt
+        planned.append(task.settlement_id)
+        return plan_task(task)
+
+    monkeypatch.setattr(parallel, "plan_task", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        plan(register, Execution(checkpoints=folder, progress=False))
+    assert sorted(p.stem for p in folder.glob("*.pkl")) == sorted(planned)
+
+    again: list[str] = []
+
+    def counting(task: SettlementTask) -> SettlementOutcome:
+        again.append(task.settlement_id)
+        return plan_task(task)
+
+    monkeypatch.setattr(parallel, "plan_task", counting)
+    resumed = plan(register, Execution(checkpoints=folder, resume=True, progress=False))
+    assert sorted(again) == sorted(set(SETTLEMENTS) - set(planned))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert layer_bytes(resumed, tmp_path / "a") == layer_bytes(serial, tmp_path / "b")
+
+
+def test_a_checkpoint_of_other_norms_is_not_reused(register: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "checkpoints"
+    plan(register, Execution(checkpoints=folder, progress=False))
+    again: list[str] = []
+
+    def counting(task: SettlementTask) -> SettlementOutcome:
+        again.append(task.settlement_id)
+        return plan_task(task)
+
+    monkeypatch.setattr(parallel, "plan_task", counting)
+    result, _ = plan_from_file(register, config=norms(), seed=99,
+                               execution=Execution(checkpoints=folder, resume=True,
+                                                   progress=False))
+    assert sorted(again) == sorted(SETTLEMENTS)  # another seed: every settlement again
+    assert result.summary["seed"] == 99
+
+
+def failing_in(code: str) -> Any:
+    def planned(task: SettlementTask) -> SettlementOutcome:
+        if task.settlement_id == code:
+            return SettlementOutcome(code, error="the register is broken here", units=task.size)
+        return plan_task(task)
+    return planned
+
+
+def test_a_failing_settlement_is_reported_and_the_others_are_planned(
+        register: Path, serial: PlanResult, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "plan_task", failing_in(SETTLEMENTS[2]))
+    result = plan(register, Execution(progress=False))
+    assert result.summary["failed_settlements"] == [
+        {"settlement_id": SETTLEMENTS[2], "error": "the register is broken here"}]
+    assert SETTLEMENTS[2] not in set(result.layers.units["settlement_id"])
+    assert check_layers(result.layers.as_dict()).ok
+    others = serial.layers.counting_districts
+    others = others[others["settlement_id"] != SETTLEMENTS[2]]
+    assert list(result.layers.counting_districts["cd_code"]) == list(others["cd_code"])
+
+
+def test_fail_fast_stops_at_the_first_failure(register: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "plan_task", failing_in(SETTLEMENTS[0]))
+    with pytest.raises(SettlementError, match="431010000: the register is broken here"):
+        plan(register, Execution(fail_fast=True, progress=False))
+
+
+def test_the_cli_writes_the_rest_and_exits_1_naming_the_failed_settlement(
+        register: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "plan_task", failing_in(SETTLEMENTS[1]))
+    out = tmp_path / "plan"
+    config = tmp_path / "norms.yaml"
+    config.write_text(NORMS, encoding="utf-8")
+    result = CliRunner().invoke(main, ["-q", "plan", str(register), "--config", str(config),
+                                       "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert f"settlement {SETTLEMENTS[1]} was not planned: the register is broken here" \
+        in result.output
+    assert "--resume" in result.output
+    assert (out / "plan.gpkg").is_file()
+    checkpoints = tmp_path / ".plan.checkpoints"
+    assert sorted(p.stem for p in checkpoints.glob("*.pkl")) == sorted(
+        set(SETTLEMENTS) - {SETTLEMENTS[1]})  # kept for --resume
+
+
+def test_the_cli_removes_its_checkpoints_after_a_complete_plan(register: Path,
+                                                               tmp_path: Path) -> None:
+    out = tmp_path / "plan"
+    config = tmp_path / "norms.yaml"
+    config.write_text(NORMS, encoding="utf-8")
+    result = CliRunner().invoke(main, ["-q", "plan", str(register), "--config", str(config),
+                                       "--out", str(out), "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert (out / "plan.gpkg").is_file()
+    assert not (tmp_path / ".plan.checkpoints").exists()
+
+
+def test_workers_below_one_and_resume_without_checkpoints_are_refused() -> None:
+    with pytest.raises(Exception, match="at least 1"):
+        Execution(workers=0)
+    with pytest.raises(Exception, match="checkpoint folder"):
+        Execution(resume=True)
+
+
+def test_an_unreadable_checkpoint_is_planned_again(register: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "checkpoints"
+    plan(register, Execution(checkpoints=folder, progress=False))
+    Checkpoints(folder).path(SETTLEMENTS[0]).write_bytes(b"not a pickle")
+    result = plan(register, Execution(checkpoints=folder, resume=True, progress=False))
+    assert check_layers(result.layers.as_dict()).ok
+
+
+# ---------------------------------------------------------------- streets near a settlement
+
+
+def test_a_street_network_keeps_only_the_streets_near_a_box() -> None:
+    xy = np.array([[0.0, 0.0], [100.0, 0.0], [200.0, 0.0], [5000.0, 0.0]])
+    ends = np.array([[0, 1], [1, 2], [2, 3]])
+    lengths = np.array([100.0, 100.0, 4800.0])
+    matrix = sp.csr_matrix((np.r_[lengths, lengths], (np.r_[ends[:, 0], ends[:, 1]],
+                                                      np.r_[ends[:, 1], ends[:, 0]])),
+                           shape=(4, 4))
+    network = StreetNetwork(node_xy=xy, lengths=matrix,
+                            segments=shapely.linestrings(np.stack([xy[ends[:, 0]],
+                                                                   xy[ends[:, 1]]], axis=1)),
+                            segment_ends=ends)
+    near = network.within((0.0, -10.0, 150.0, 10.0), margin=60.0)
+    assert near is not None and near.n_nodes == 3
+    assert near.segment_ends.tolist() == [[0, 1], [1, 2]]
+    assert near.node_distances(np.array([0]), np.array([2]))[0] == pytest.approx(200.0)
+    assert network.within((0.0, 0.0, 5000.0, 0.0), margin=0.0) is network
+    assert network.within((9000.0, 9000.0, 9100.0, 9100.0), margin=10.0) is None
+
+
+# ---------------------------------------------------------------- the synthetic country
+
+
+def test_the_full_country_has_the_shape_of_kazakhstan() -> None:
+    sizes = country_sizes(seed=2021)
+    assert abs(sum(sizes) - FULL_RESIDENTS) < 1_000
+    assert sizes[0] == max(CITIES) == 2_000_000
+    assert sizes == sorted(sizes, reverse=True)
+    assert 5_500 <= len(sizes) <= 7_000
+    assert sum(1 for s in sizes if s >= 1_000_000) == 3
+    assert min(sizes) >= 30
+    urban = sum(s for s in sizes if s >= 10_000) / sum(sizes)
+    assert 0.5 < urban < 0.7  # about 60 % of the residents in towns and cities
+
+
+def test_a_smaller_country_is_whole_settlements_that_fit() -> None:
+    places = country_settlements(residents=250_000, seed=2021)
+    total = sum(p.residents for p in places)
+    assert 240_000 <= total <= 250_000
+    assert len({p.settlement_id for p in places}) == len(places)
+    assert all(len(p.settlement_id) == 9 and p.settlement_id.isdigit() for p in places)
+    full = set(country_sizes(seed=2021))
+    assert all(p.residents in full for p in places)
+
+
+def test_the_country_is_streamed_in_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    import districting.synth_country as country
+
+    monkeypatch.setattr(country, "BATCH", 2_000)
+    places = country_settlements(residents=60_000, seed=5)
+    batches = list(stream_country(places, seed=5))
+    assert len(batches) > 3
+    assert max(len(b) for b in batches) < 2_000 + max(p.residents for p in places)
+    frame = pd.concat(batches, ignore_index=True)
+    assert int(frame["residents"].sum()) == sum(p.residents for p in places)
+    assert frame["building_id"].is_unique
+    for place in places:
+        mine = frame[frame["settlement_id"] == place.settlement_id]
+        assert int(mine["residents"].sum()) == place.residents
+        assert (mine["function"] == "school").any()  # a registration-point candidate
+
+
+def test_the_country_file_is_the_same_for_the_same_seed_and_plans(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.gpkg", tmp_path / "b.gpkg"
+    counts = write_country(first, residents=20_000, seed=3, progress=False)
+    write_country(second, residents=20_000, seed=3, progress=False)
+    assert hashlib.sha256(first.read_bytes()).digest() == \
+        hashlib.sha256(second.read_bytes()).digest()
+    assert counts["residents"] <= 20_000 and counts["settlements"] >= 2
+    result, _ = plan_from_file(first, config=load_config(None),
+                               execution=Execution(progress=False))
+    assert check_layers(result.layers.as_dict()).ok
+    assert result.summary["residents"] == counts["residents"]
+    assert result.summary["counts"]["settlements"] == counts["settlements"]
+
+
+def test_the_cli_writes_a_country(tmp_path: Path) -> None:
+    out = tmp_path / "country.gpkg"
+    result = CliRunner().invoke(main, ["-q", "synth", "--country", "--residents", "5000",
+                                       "--seed", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "synthetic" in result.output
+    frame = gpd.read_file(out, layer="buildings", engine="pyogrio")
+    assert 0 < int(frame["residents"].sum()) <= 5000
+    bad = CliRunner().invoke(main, ["-q", "synth", "--country", "--residents", "5000",
+                                    "--out", str(tmp_path / "country.csv")])
+    assert bad.exit_code == 1 and "GeoPackage" in bad.output
