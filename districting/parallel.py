@@ -27,7 +27,7 @@ from typing import Any
 from tqdm import tqdm
 
 from districting.errors import DistrictingError, InputFileError, SettlementError
-from districting.settlement import SettlementOutcome, SettlementTask, plan_task
+from districting.settlement import SPLIT_UNITS, SettlementOutcome, SettlementTask, plan_task
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ class Execution:
     progress: bool = True
     #: Seconds to wait for the ``scheduler`` to answer.
     connect_timeout: float = 30.0
+    #: Settlements of more units are planned in blocks of whole IDs (``None``: never).
+    split_units: int | None = SPLIT_UNITS
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -72,7 +74,7 @@ def run_settlements(tasks: Sequence[SettlementTask], *,
         With ``fail_fast``, at the first settlement that fails (finished ones are
         checkpointed).
     """
-    fingerprints = {t.settlement_id: t.fingerprint() for t in tasks}
+    fingerprints = {t.key: t.fingerprint() for t in tasks}
     store = Checkpoints(execution.checkpoints) if execution.checkpoints else None
     done: dict[str, SettlementOutcome] = {}
     if store is not None and execution.resume:
@@ -80,8 +82,7 @@ def run_settlements(tasks: Sequence[SettlementTask], *,
         if done:
             logger.info("resuming: %d of %d settlement(s) already planned", len(done),
                         len(tasks))
-    pending = sorted((t for t in tasks if t.settlement_id not in done),
-                     key=lambda t: (-t.size, t.settlement_id))
+    pending = sorted((t for t in tasks if t.key not in done), key=lambda t: (-t.size, t.key))
     total_units = sum(t.size for t in tasks)
     places = tqdm(total=len(tasks), desc="settlements", unit="settlement",
                   disable=not execution.progress, leave=False, position=0,
@@ -90,16 +91,16 @@ def run_settlements(tasks: Sequence[SettlementTask], *,
                  leave=False, position=1, initial=sum(o.units for o in done.values()))
 
     def finish(outcome: SettlementOutcome) -> None:
-        done[outcome.settlement_id] = outcome
+        done[outcome.key] = outcome
         if store is not None and outcome.ok:
-            store.save(outcome, fingerprints[outcome.settlement_id])
+            store.save(outcome, fingerprints[outcome.key])
         places.update(1)
         units.update(outcome.units)
         if not outcome.ok:
-            logger.warning("settlement %s failed: %s", outcome.settlement_id, outcome.error)
+            logger.warning("settlement %s failed: %s", outcome.key, outcome.error)
             if execution.fail_fast:
-                raise SettlementError(f"settlement {outcome.settlement_id}: {outcome.error} "
-                                       "(--fail-fast: the other settlements were stopped)")
+                raise SettlementError(f"settlement {outcome.key}: {outcome.error} "
+                                      "(--fail-fast: the other settlements were stopped)")
 
     try:
         if pending and (execution.workers > 1 or execution.scheduler):
@@ -111,7 +112,7 @@ def run_settlements(tasks: Sequence[SettlementTask], *,
     finally:
         places.close()
         units.close()
-    return [done[t.settlement_id] for t in tasks]
+    return [done[t.key] for t in tasks]
 
 
 @contextmanager
@@ -140,7 +141,7 @@ def _dask_client(execution: Execution) -> Iterator[Callable[..., None]]:
 
     def submit(tasks: Sequence[SettlementTask],
                finish: Callable[[SettlementOutcome], None]) -> None:
-        futures = [client.submit(plan_task, task, key=f"settlement-{task.settlement_id}",
+        futures = [client.submit(plan_task, task, key=f"settlement-{task.key}",
                                  pure=False, priority=task.size) for task in tasks]
         try:
             for future in as_completed(futures):
@@ -163,8 +164,9 @@ class Checkpoints:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
 
-    def path(self, settlement_id: str) -> Path:
-        return self.folder / f"{settlement_id}{CHECKPOINT_SUFFIX}"
+    def path(self, key: str) -> Path:
+        """The checkpoint of a task (see :attr:`SettlementTask.key`)."""
+        return self.folder / f"{key}{CHECKPOINT_SUFFIX}"
 
     def save(self, outcome: SettlementOutcome, fingerprint: str) -> None:
         """Write one settlement's outcome atomically."""
@@ -173,7 +175,7 @@ class Checkpoints:
         except OSError as exc:
             raise InputFileError(f"cannot create the checkpoint folder {self.folder}: "
                                  f"{exc.strerror}") from None
-        target = self.path(outcome.settlement_id)
+        target = self.path(outcome.key)
         fd, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=self.folder)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -185,7 +187,7 @@ class Checkpoints:
             raise
 
     def load(self, fingerprints: dict[str, str]) -> dict[str, SettlementOutcome]:
-        """The checkpointed outcomes whose fingerprint matches the task's now.
+        """The checkpointed outcomes (by task key) whose fingerprint matches the task's now.
 
         A checkpoint that cannot be read, or was made from other inputs, is ignored
         (and said so): that settlement is planned again.
@@ -193,8 +195,8 @@ class Checkpoints:
         found: dict[str, SettlementOutcome] = {}
         if not self.folder.is_dir():
             return found
-        for settlement_id, fingerprint in fingerprints.items():
-            path = self.path(settlement_id)
+        for key, fingerprint in fingerprints.items():
+            path = self.path(key)
             if not path.is_file():
                 continue
             try:
@@ -209,7 +211,7 @@ class Checkpoints:
                 logger.warning("checkpoint %s was made from other inputs, norms or version; "
                                "planning it again", path)
                 continue
-            found[settlement_id] = record["outcome"]
+            found[key] = record["outcome"]
         return found
 
     def clear(self) -> None:

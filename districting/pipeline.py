@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from districting.layers import LAYER_FIELDS, PlanLayers
 from districting.network import StreetNetwork, street_network_from_layers
 from districting.parallel import Execution, run_settlements
 from districting.register import RawRegister, read_register
-from districting.settlement import settlement_tasks
+from districting.settlement import merge_blocks, settlement_tasks
 from districting.staffing import staffing_summary, staffing_table
 from districting.territory import dissolve
 from districting.units import settlement_polygons, units_from_register
@@ -113,8 +114,12 @@ def plan_register(
     )
     network = _street_network(raw, units.crs)
     tasks = settlement_tasks(units, polygons, barriers=barriers, crossings=crossings,
-                             network=network, config=config, seed=seed)
-    outcomes = run_settlements(tasks, execution=execution)
+                             network=network, config=config, seed=seed,
+                             split_units=execution.split_units)
+    outcomes = [group[0] if len(group) == 1 and group[0].rows is None else merge_blocks(group)
+                for _, grouped in groupby(run_settlements(tasks, execution=execution),
+                                          key=lambda o: o.settlement_id)
+                for group in [list(grouped)]]
     failed = [o for o in outcomes if not o.ok]
     warnings: list[str] = [f"settlement {o.settlement_id} was not planned: {o.error}"
                            for o in failed]
@@ -132,6 +137,8 @@ def plan_register(
         if not outcome.ok or outcome.graph is None or outcome.plan is None:
             continue
         positions = np.flatnonzero(codes == outcome.settlement_id)
+        if outcome.rows is not None:  # a city planned in blocks: its units in block order
+            positions = positions[outcome.rows]
         graph, plan = outcome.graph, outcome.plan
         graph.positions = positions
         plan.rd_point_position = [int(positions[p]) for p in plan.rd_point_position]

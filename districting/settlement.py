@@ -5,14 +5,25 @@ territory, the barriers and crossings near it, the streets around it, the norms 
 the seed. :func:`plan_task` turns it into a :class:`SettlementOutcome` (its unit graph,
 its districts and its warnings) without touching anything else. So a settlement
 gives the same result in this process, in a worker process or on a Dask cluster.
+
+A very large city (more than ``split_units`` units) is first cut into **blocks** of
+whole instructor districts, so that it does not hold up the run as one long task:
+recursive bisection of its units by workload, along the longer side each time, with
+each block's share of the cuts in proportion to the instructor districts its workload
+fills. A block's territory is the union of its units' Voronoi tiles in the city, and
+each block is planned as its own task; :func:`merge_blocks` then joins the blocks'
+districts into one plan of the city, numbered block by block. CDs, IDs and RDs never
+cross a block's edge.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -22,13 +33,16 @@ import shapely
 from districting import __version__
 from districting.config import Config
 from districting.errors import DistrictingError
-from districting.graph import SettlementGraph, build_settlement_graph
-from districting.hierarchy import SettlementPlan, plan_settlement
+from districting.graph import SettlementGraph, build_settlement_graph, voronoi_tiles
+from districting.hierarchy import SettlementPlan, plan_settlement, reading_order
 from districting.network import StreetNetwork, Walks
-from districting.workload import walking_minutes
+from districting.units import spread_duplicate_points
+from districting.workload import district_target, walking_minutes
 
 #: Streets this far beyond a settlement's bounding box are kept for its walks (metres).
 STREET_MARGIN_M = 2_000.0
+#: Settlements of more units than this are planned in blocks (see the module docstring).
+SPLIT_UNITS = 20_000
 #: Unit columns a settlement's planning reads.
 TASK_COLUMNS = ("unit_id", "building_id", "address", "function", "residents", "households",
                 "workload", "footprint")
@@ -46,15 +60,26 @@ class SettlementTask:
     network: StreetNetwork | None
     config: Config
     seed: int
+    #: For a block of a large city: its number and the count of blocks, and the rows of
+    #: its units among the city's (in register order).
+    block: int = 0
+    blocks: int = 1
+    rows: np.ndarray | None = None
 
     @property
     def size(self) -> int:
         return len(self.units)
 
+    @property
+    def key(self) -> str:
+        """The task's name: the settlement, and the block when the city is split."""
+        return (self.settlement_id if self.blocks == 1
+                else f"{self.settlement_id}.{self.block + 1:03d}")
+
     def fingerprint(self) -> str:
         """A digest of every input, so a checkpoint is reused only for the same task."""
         digest = hashlib.sha256()
-        digest.update(f"{__version__}\x1f{self.settlement_id}\x1f{self.seed}".encode())
+        digest.update(f"{__version__}\x1f{self.key}\x1f{self.blocks}\x1f{self.seed}".encode())
         digest.update(json.dumps(asdict(self.config), sort_keys=True, default=str).encode())
         plain = self.units.drop(columns=[self.units.geometry.name, "footprint"],
                                 errors="ignore")
@@ -84,6 +109,10 @@ class SettlementOutcome:
     error: str = ""
     seconds: float = 0.0
     units: int = 0
+    #: The task's key (see :attr:`SettlementTask.key`) and, for a block, its units' rows
+    #: among the city's.
+    key: str = ""
+    rows: np.ndarray | None = None
 
     @property
     def ok(self) -> bool:
@@ -106,6 +135,8 @@ def plan_task(task: SettlementTask) -> SettlementOutcome:
                                     error=f"internal error: {type(error).__name__}: {error}")
     outcome.seconds = time.monotonic() - started
     outcome.units = task.size
+    outcome.key = task.key
+    outcome.rows = task.rows
     return outcome
 
 
@@ -150,21 +181,22 @@ def settlement_tasks(
     network: StreetNetwork | None,
     config: Config,
     seed: int,
+    split_units: int | None = SPLIT_UNITS,
 ) -> list[SettlementTask]:
     """One task per settlement of ``polygons``, in their order, with the barriers,
-    crossings and streets near each."""
+    crossings and streets near each; a settlement of more than ``split_units`` units
+    (``None``: never) gives one task per block (see the module docstring)."""
     columns = [c for c in TASK_COLUMNS if c in units.columns]
     codes = units["settlement_id"].to_numpy()
     barrier_tree = shapely.STRtree(barriers) if len(barriers) else None
     crossing_tree = shapely.STRtree(crossings) if len(crossings) else None
-    tasks = []
-    for code, polygon in zip(polygons["settlement_id"], polygons.geometry, strict=True):
-        positions = np.flatnonzero(codes == code)
+
+    def task(code: str, positions: np.ndarray, polygon: shapely.Geometry,
+             **block: Any) -> SettlementTask:
         local = gpd.GeoDataFrame(units.iloc[positions][columns].reset_index(drop=True),
                                  geometry=units.geometry.to_numpy()[positions], crs=units.crs)
-        margin = config.graph.crossing_radius_m
-        near = shapely.box(*shapely.buffer(polygon, margin).bounds)
-        tasks.append(SettlementTask(
+        near = shapely.box(*shapely.buffer(polygon, config.graph.crossing_radius_m).bounds)
+        return SettlementTask(
             settlement_id=str(code), units=local, polygon=polygon,
             barriers=barriers[np.sort(barrier_tree.query(near))] if barrier_tree is not None
             else barriers,
@@ -172,6 +204,120 @@ def settlement_tasks(
             if crossing_tree is not None else crossings,
             network=network.within(shapely.bounds(polygon), margin=STREET_MARGIN_M)
             if network is not None else None,
-            config=config, seed=seed,
-        ))
+            config=config, seed=seed, **block,
+        )
+
+    tasks = []
+    for code, polygon in zip(polygons["settlement_id"], polygons.geometry, strict=True):
+        positions = np.flatnonzero(codes == code)
+        if (split_units is None or len(positions) <= split_units
+                or config.graph.contiguity != "tiles"):
+            tasks.append(task(code, positions, polygon))
+            continue
+        points = units.geometry.to_numpy()[positions]
+        parts = city_blocks(shapely.get_coordinates(points),
+                            units["workload"].to_numpy(dtype=float)[positions],
+                            blocks=math.ceil(len(positions) / split_units), config=config)
+        tiles = voronoi_tiles(np.asarray(spread_duplicate_points(points)), polygon)
+        for number, rows in enumerate(parts):
+            tasks.append(task(code, positions[rows], shapely.union_all(tiles[rows]),
+                              block=number, blocks=len(parts), rows=rows))
     return tasks
+
+
+def city_blocks(xy: np.ndarray, workload: np.ndarray, *, blocks: int,
+                config: Config) -> list[np.ndarray]:
+    """Rows of each block of a large city, in reading order of the blocks' centres.
+
+    Recursive bisection by workload along the longer side; the cut gives each side a
+    share of the city's instructor districts (each ``span_target`` CDs of the target
+    workload) in proportion to the blocks it will hold, so blocks end on whole IDs.
+    """
+    per_id = config.instructor.span_target * district_target(
+        workload=config.workload, counting=config.counting)
+
+    def split(rows: np.ndarray, count: int) -> list[np.ndarray]:
+        if count <= 1:
+            return [rows]
+        first = count // 2
+        here = xy[rows]
+        axis = int(np.ptp(here[:, 0]) < np.ptp(here[:, 1]))
+        order = rows[np.lexsort((here[:, 1 - axis], here[:, axis]))]
+        cumulative = np.cumsum(workload[order])
+        total = float(cumulative[-1]) if len(cumulative) else 0.0
+        ids = max(count, round(total / per_id)) if per_id > 0 else count
+        share = round(ids * first / count) / ids if ids else first / count
+        cut = int(np.searchsorted(cumulative, total * share))
+        cut = min(max(cut, first), len(order) - (count - first))
+        return split(np.sort(order[:cut]), first) + split(np.sort(order[cut:]), count - first)
+
+    parts = split(np.arange(len(xy)), blocks)
+    centres = np.array([xy[rows].mean(axis=0) for rows in parts])
+    return [parts[i] for i in reading_order(centres, band_m=2_000.0)]
+
+
+def merge_blocks(outcomes: list[SettlementOutcome]) -> SettlementOutcome:
+    """One settlement's outcome from its blocks' (in block order): graphs and districts
+    side by side, CDs, IDs and RDs numbered block after block.
+
+    The merged nodes are the blocks' units in block order; ``rows`` maps them to the
+    city's units.
+    """
+    first = outcomes[0]
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        return SettlementOutcome(
+            first.settlement_id, error="; ".join(f"block {o.key}: {o.error}" for o in failed),
+            seconds=sum(o.seconds for o in outcomes), units=sum(o.units for o in outcomes),
+            key=first.settlement_id)
+    graphs = [o.graph for o in outcomes]
+    plans = [o.plan for o in outcomes]
+    assert all(g is not None for g in graphs) and all(p is not None for p in plans)
+    nodes = np.cumsum([0] + [len(g.positions) for g in graphs if g is not None])
+    cds = np.cumsum([0] + [len(p.id_of_cd) for p in plans if p is not None])
+    ids = np.cumsum([0] + [len(p.id_exception) for p in plans if p is not None])
+    rds = np.cumsum([0] + [len(p.rd_point_name) for p in plans if p is not None])
+    graph = SettlementGraph(
+        settlement_id=first.settlement_id,
+        positions=np.arange(int(nodes[-1])),
+        tiles=np.concatenate([g.tiles for g in graphs if g is not None]),
+        edges=np.vstack([g.edges + nodes[i] for i, g in enumerate(graphs) if g is not None]),
+        lengths=np.concatenate([g.lengths for g in graphs if g is not None]),
+        edge_kind=np.concatenate([g.edge_kind for g in graphs if g is not None]),
+        cut_by_barrier=sum(g.cut_by_barrier for g in graphs if g is not None),
+        cut_by_detour=sum(g.cut_by_detour for g in graphs if g is not None),
+        components=[replace(note, node=note.node + int(nodes[i]))
+                    for i, g in enumerate(graphs) if g is not None for note in g.components],
+    )
+    real = [p for p in plans if p is not None]
+    plan = SettlementPlan(
+        settlement_id=first.settlement_id,
+        cd_of_node=np.concatenate([p.cd_of_node + cds[i] for i, p in enumerate(real)]),
+        id_of_cd=np.concatenate([p.id_of_cd + ids[i] for i, p in enumerate(real)]),
+        rd_of_cd=np.concatenate([p.rd_of_cd + rds[i] for i, p in enumerate(real)]),
+        cd_exception=[e for p in real for e in p.cd_exception],
+        id_exception=[e for p in real for e in p.id_exception],
+        rd_point_position=[int(q + nodes[i]) for i, p in enumerate(real)
+                           for q in p.rd_point_position],
+        rd_point_name=[name for p in real for name in p.rd_point_name],
+        rd_mean_walk_m=[w for p in real for w in p.rd_mean_walk_m],
+        rd_max_walk_m=[w for p in real for w in p.rd_max_walk_m],
+        floor=real[0].floor,
+        ceiling=real[0].ceiling,
+        rd_status=", ".join(sorted({p.rd_status for p in real})),
+        notes=[note for p in real for note in p.notes],
+        tour_m=np.concatenate([p.tour_m for p in real]),
+        walk_min=np.concatenate([p.walk_min for p in real]),
+        walk_moves=sum(p.walk_moves for p in real),
+        visit_order=np.concatenate([p.visit_order for p in real]),
+        naive_m=np.concatenate([p.naive_m for p in real]),
+    )
+    rows = [o.rows for o in outcomes]
+    return SettlementOutcome(
+        first.settlement_id, graph=graph, plan=plan,
+        territory=shapely.union_all([o.territory for o in outcomes]),
+        warnings=[line for o in outcomes for line in o.warnings],
+        seconds=sum(o.seconds for o in outcomes), units=sum(o.units for o in outcomes),
+        key=first.settlement_id,
+        rows=np.concatenate([r for r in rows if r is not None]),
+    )

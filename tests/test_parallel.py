@@ -195,7 +195,8 @@ def test_a_checkpoint_of_other_norms_is_not_reused(register: Path, tmp_path: Pat
 def failing_in(code: str) -> Any:
     def planned(task: SettlementTask) -> SettlementOutcome:
         if task.settlement_id == code:
-            return SettlementOutcome(code, error="the register is broken here", units=task.size)
+            return SettlementOutcome(code, error="the register is broken here", units=task.size,
+                                     key=task.key)
         return plan_task(task)
     return planned
 
@@ -264,6 +265,45 @@ def test_an_unreadable_checkpoint_is_planned_again(register: Path, tmp_path: Pat
     Checkpoints(folder).path(SETTLEMENTS[0]).write_bytes(b"not a pickle")
     result = plan(register, Execution(checkpoints=folder, resume=True, progress=False))
     assert check_layers(result.layers.as_dict()).ok
+
+
+# ---------------------------------------------------------------- a large city in blocks
+
+
+def test_a_large_city_is_planned_in_blocks_of_whole_ids(register: Path, serial: PlanResult,
+                                                        tmp_path: Path) -> None:
+    split = Execution(split_units=100, progress=False, checkpoints=tmp_path / "checkpoints")
+    blocks = plan(register, split)
+    layers = blocks.layers
+    assert check_layers(layers.as_dict()).ok
+    units = layers.units
+    assert units["unit_id"].is_unique and len(units) == len(serial.layers.units)
+    assert set(units["cd_code"]) == set(layers.counting_districts["cd_code"])
+    for cd, id_code in zip(layers.counting_districts["cd_code"],
+                           layers.counting_districts["id_code"], strict=True):
+        assert cd.startswith(id_code + "-")
+    # the town (192 units) became two tasks; the villages stayed whole
+    names = sorted(p.stem for p in (tmp_path / "checkpoints").glob("*.pkl"))
+    assert names == sorted([f"{SETTLEMENTS[0]}.001", f"{SETTLEMENTS[0]}.002",
+                            *SETTLEMENTS[1:]])
+    # no district crosses a block: each ID's and RD's units lie in one block
+    town = units[units["settlement_id"] == SETTLEMENTS[0]]
+    xy = shapely.get_coordinates(town.geometry.to_numpy())
+    from districting.settlement import city_blocks
+
+    parts = city_blocks(xy, town["workload"].to_numpy(float) - town["walk_min"].to_numpy(float),
+                        blocks=2, config=norms())
+    block_of = np.empty(len(town), dtype=np.int64)
+    for number, rows in enumerate(parts):
+        block_of[rows] = number
+    for column in ("id_code", "rd_code"):
+        spread = pd.Series(block_of).groupby(town[column].to_numpy()).nunique()
+        assert (spread == 1).all(), column
+    # the same plan serially and on two workers
+    distributed = plan(register, Execution(split_units=100, workers=2, progress=False))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert layer_bytes(distributed, tmp_path / "a") == layer_bytes(blocks, tmp_path / "b")
 
 
 # ---------------------------------------------------------------- streets near a settlement

@@ -111,7 +111,10 @@ def test_a_failed_write_leaves_the_previous_plan_untouched(
     assert result.exit_code != 0
     assert (out / "marker.txt").read_text(encoding="utf-8") == "previous plan"
     assert (out / "plan.gpkg").read_bytes() == b"an earlier plan"
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".plan")] == []
+    # no staging folder is left; the settlements' checkpoints stay for --resume
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".plan")] == \
+        [".plan.checkpoints"]
+    assert len(list((tmp_path / ".plan.checkpoints").glob("*.pkl"))) == 2
 
 
 def test_synthetic_register_is_reproducible_and_plans_cleanly(tmp_path: Path) -> None:

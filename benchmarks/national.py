@@ -1,0 +1,127 @@
+"""B5: the national plan, and its scaling with local Dask workers on a regional subset.
+
+Each run is the real command line, ``districting -q plan COUNTRY.gpkg --workers N``, on a
+synthetic country from ``districting synth --country --residents R``, timed from outside
+with the peak memory of the whole process tree (the command and its Dask workers,
+sampled every 0.2 s). ``summary.json`` gives the planning time alone; the rest is reading,
+checking and writing the outputs.
+
+    python benchmarks/national.py                      # scaling: 1, 2, 4 workers, 200,000 residents
+    python benchmarks/national.py --residents 1920000 --workers 2      # a tenth of the country
+    python benchmarks/national.py --residents 19200000 --workers 2     # the whole country
+
+Writes ``benchmarks/results/national.json`` and ``national.txt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+from demo import machine
+from record import save
+
+ROOT = Path(__file__).resolve().parents[1]
+#: BENCHMARKS.md B5: the whole country in 20 minutes with 8 GB on 2 cores; a tenth in 2.
+TARGETS = {19_200_000: (1200.0, 8.0), 1_920_000: (120.0, 8.0)}
+
+
+def tree_rss(process: psutil.Process) -> int:
+    """Resident memory of a process and all its descendants, in bytes."""
+    total = 0
+    for member in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            total += member.memory_info().rss
+    return total
+
+
+def timed(command: list[str]) -> tuple[float, int, int]:
+    """Wall seconds, peak tree memory (bytes) and exit code of a command."""
+    start = time.perf_counter()
+    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    watched = psutil.Process(child.pid)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            with contextlib.suppress(psutil.Error):
+                peak = max(peak, tree_rss(watched))
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    code = child.wait()
+    done.set()
+    sampler.join()
+    return time.perf_counter() - start, peak, code
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--residents", type=int, default=200_000)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--seed", type=int, default=2021)
+    args = parser.parse_args()
+    exe = str(Path(sys.executable).with_name("districting"))
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        country = Path(tmp) / "country.gpkg"
+        seconds, _, code = timed([exe, "-q", "synth", "--country", "--residents",
+                                  str(args.residents), "--seed", str(args.seed),
+                                  "--out", str(country)])
+        if code:
+            sys.exit(f"synth failed with exit code {code}")
+        synth_seconds = round(seconds, 1)
+        for workers in args.workers:
+            out = Path(tmp) / f"plan-{workers}"
+            seconds, peak, code = timed([exe, "-q", "plan", str(country), "--out", str(out),
+                                         "--workers", str(workers)])
+            summary = (json.loads((out / "summary.json").read_text(encoding="utf-8"))
+                       if (out / "summary.json").is_file() else {})
+            counts = summary.get("counts", {})
+            runs.append({
+                "workers": workers, "exit_code": code, "wall_seconds": round(seconds, 1),
+                "planning_seconds": summary.get("runtime_seconds"),
+                "peak_memory_gb": round(peak / 1024**3, 2),
+                "residents": summary.get("residents"),
+                "settlements": counts.get("settlements"), "units": counts.get("units"),
+                "counting_districts": counts.get("counting_districts"),
+                "instructor_districts": counts.get("instructor_districts"),
+                "failed_settlements": len(summary.get("failed_settlements", [])),
+            })
+            print(runs[-1], flush=True)
+    base = runs[0]["wall_seconds"] if runs else 0.0
+    target = TARGETS.get(args.residents)
+    table = [
+        f"B5 national plan: synthetic country of {args.residents:,} residents "
+        f"(synth {synth_seconds} s), {machine()['nproc']} cores",
+        f"{'workers':>7} {'wall s':>8} {'planning s':>10} {'speed-up':>8} {'peak GB':>8} "
+        f"{'units':>9} {'CDs':>7} {'IDs':>6}",
+    ]
+    for run in runs:
+        table.append(
+            f"{run['workers']:>7} {run['wall_seconds']:>8} {run['planning_seconds']!s:>10} "
+            f"{base / max(run['wall_seconds'], 1e-9):>8.2f} {run['peak_memory_gb']:>8} "
+            f"{run['units']!s:>9} {run['counting_districts']!s:>7} "
+            f"{run['instructor_districts']!s:>6}")
+    if target:
+        table.append(f"target: {target[0]:.0f} s and {target[1]:.0f} GB")
+    print("\n".join(table))
+    save("national", {"machine": machine(), "residents": args.residents, "seed": args.seed,
+                      "synth_seconds": synth_seconds, "runs": runs,
+                      "target": target}, table)
+
+
+if __name__ == "__main__":
+    main()
