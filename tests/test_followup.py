@@ -271,6 +271,10 @@ def test_followup_on_generated_records_keeps_every_invariant(
     assert (reason[outside] != "").all()
     assert (reason[~outside] == "").all()
     assert section["cds_outside_bounds"] == int(outside.sum())
+    above = value > cds["workload_ceiling"].to_numpy(float) + 1e-6
+    assert section["cds_above_ceiling_after"] == int(above.sum())
+    far_below = value < cds["workload_floor"].to_numpy(float) * (1 - section["slack"]) - 1e-6
+    assert section["cds_far_below_floor_after"] == int(far_below.sum())
 
     # Each CD sheet lists exactly its units still to visit, numbered 1..n in route order.
     sheets = out / "sheets"

@@ -561,6 +561,10 @@ def followup(
         "interviewers_short": short,
         "released_cds": sorted(code for r in replans.values() for code in r.released),
         "cds_outside_bounds": int((new_cds["bound_exception"] != "").sum()),
+        "cds_above_ceiling_after": int(
+            (new_cds["workload"] > new_cds["workload_ceiling"] + _EPS).sum()),
+        "cds_far_below_floor_after": int(
+            (new_cds["workload"] < new_cds["workload_floor"] * (1 - slack) - _EPS).sum()),
     }
     record = dict(summary)
     record.update({
