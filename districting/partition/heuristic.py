@@ -1,7 +1,8 @@
 """Contiguous partitions from random spanning trees: construction and merge-split recombination.
 
 Construction (:func:`tree_bisection`) cuts a random spanning tree of the graph (Kruskal
-on random edge weights: scipy for large regions, pure Python for small ones) at the edge
+on random edge weights: scipy for large regions, compiled with numba for small ones; see
+:mod:`districting.partition.trees`) at the edge
 whose subtree weight best fits the bounds of the part counts on each side, then splits
 both sides the same way. Both sides of a tree edge are connected, so every part is
 connected. The quick pass never backtracks: when no tree of a region offers a cut inside
@@ -32,6 +33,7 @@ from scipy.sparse.csgraph import depth_first_order, minimum_spanning_tree
 
 from districting.errors import PartitionError
 from districting.partition.moves import NeighbourLists
+from districting.partition.trees import best_pair_cut, kruskal, preorder
 
 #: Weight comparisons allow this much rounding.
 EPS = 1e-9
@@ -43,7 +45,7 @@ SEARCH_NODES = 2000
 RETRIES = 4
 #: Cuts the depth-first search may make, per part of the region it starts from.
 SEARCH_CUTS = 20
-#: Regions of at most this many nodes draw their trees in pure Python.
+#: Regions of at most this many nodes draw their trees with the compiled Kruskal.
 SMALL_REGION = 400
 
 
@@ -84,13 +86,13 @@ def _random_trees(graph: NeighbourLists, nodes: np.ndarray, rng: np.random.Gener
                   ) -> Iterator[tuple[list[int], list[int]]]:
     """Random spanning trees of region ``nodes`` as (preorder, parents), local positions.
 
-    Small regions use a pure-Python Kruskal (no per-call scipy overhead); large ones
+    Small regions use the compiled Kruskal (no per-call scipy overhead); large ones
     scipy's minimum spanning tree on random edge weights.
     """
     if len(nodes) <= SMALL_REGION:
-        edges = graph.local_edges(nodes)
+        eu, ev = _edge_arrays(graph.local_edges(nodes))
         while True:
-            tree = _random_tree(len(nodes), edges, rng)
+            tree = _random_tree(len(nodes), eu, ev, rng)
             if tree is None:
                 raise PartitionError("a region to split is not connected")
             yield tree
@@ -252,47 +254,21 @@ def _excess_sq(totals: np.ndarray, lower: float, upper: float) -> np.ndarray:
     return np.square(np.maximum(lower - totals, 0.0) + np.maximum(totals - upper, 0.0))
 
 
-def _random_tree(n: int, edges: list[tuple[int, int]], rng: np.random.Generator,
+def _edge_arrays(edges: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    pairs = np.array(edges, dtype=np.int64).reshape(-1, 2)
+    return np.ascontiguousarray(pairs[:, 0]), np.ascontiguousarray(pairs[:, 1])
+
+
+def _random_tree(n: int, eu: np.ndarray, ev: np.ndarray, rng: np.random.Generator,
                  ) -> tuple[list[int], list[int]] | None:
-    """Preorder and parents of a random spanning tree (Kruskal on shuffled edges).
-
-    Pure Python: for the few dozen nodes of two merged parts this is several times
-    faster than building scipy matrices for each tree.
-    """
-    parent = list(range(n))
-
-    def find(a: int) -> int:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    neighbours: list[list[int]] = [[] for _ in range(n)]
-    joined = 0
-    for index in rng.permutation(len(edges)).tolist():
-        u, v = edges[index]
-        a, b = find(u), find(v)
-        if a != b:
-            parent[a] = b
-            neighbours[u].append(v)
-            neighbours[v].append(u)
-            joined += 1
-            if joined == n - 1:
-                break
-    if joined != n - 1:
+    """Preorder and parents of a random spanning tree (Kruskal on shuffled edges, from a
+    random root; compiled, see :mod:`districting.partition.trees`), or ``None`` when the
+    edges ``(eu[i], ev[i])`` do not connect the ``n`` nodes."""
+    tu, tv, ok = kruskal(n, eu, ev, rng.permutation(len(eu)))
+    if not ok:
         return None
-    root = int(rng.integers(n))
-    order, pred = [], [-1] * n
-    stack = [root]
-    pred[root] = root
-    while stack:
-        u = stack.pop()
-        order.append(u)
-        for v in neighbours[u]:
-            if pred[v] == -1:
-                pred[v] = u
-                stack.append(v)
-    return order, pred
+    order, pred = preorder(n, tu, tv, int(rng.integers(n)))
+    return order.tolist(), pred.tolist()
 
 
 def _best_split(
@@ -310,25 +286,17 @@ def _best_split(
     Returns ``(penalty, imbalance, local nodes of one side)`` minimising the squared
     bound excess of the two sides, then the imbalance between them.
     """
-    total = float(sum(local_w))
-    best: tuple[float, float, list[int]] | None = None
-    for _ in range(trees):
-        tree = _random_tree(n, edges, rng)
-        if tree is None:
-            return None
-        order, pred = tree
-        subtotal, size = _subtree_sums(order, pred, local_w)
-        cuts = np.array(order[1:], dtype=np.int64)
-        side = subtotal[cuts]
-        penalty = _excess_sq(side, lower, upper) + _excess_sq(total - side, lower, upper)
-        imbalance = np.abs(2 * side - total)
-        pick = int(np.lexsort((imbalance, penalty))[0])
-        if best is None or (penalty[pick], imbalance[pick]) < (best[0], best[1]):
-            v = int(cuts[pick])
-            first = order.index(v)  # in preorder, v's subtree is the run that starts at v
-            best = (float(penalty[pick]), float(imbalance[pick]),
-                    order[first:first + int(size[v])])
-    return best
+    eu, ev = _edge_arrays(edges)
+    perms = np.empty((trees, len(eu)), dtype=np.int64)
+    roots = np.empty(trees, dtype=np.int64)
+    for t in range(trees):  # the draws of the trees one after another
+        perms[t] = rng.permutation(len(eu))
+        roots[t] = rng.integers(n)
+    spans, penalty, imbalance, side = best_pair_cut(
+        n, eu, ev, np.asarray(local_w, dtype=np.float64), perms, roots, lower, upper)
+    if not spans:
+        return None
+    return float(penalty), float(imbalance), side.tolist()
 
 
 class Pieces:
