@@ -15,6 +15,7 @@ import geopandas as gpd
 import numpy as np
 import scipy.sparse as sp
 import shapely
+from numba import njit
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
@@ -256,33 +257,54 @@ def _min_duplicates(matrix: sp.coo_matrix) -> sp.csr_matrix:
 def walking_tour(matrix: np.ndarray, *, start: int = 0) -> tuple[np.ndarray, float]:
     """A short open walk through every point: nearest neighbour, then 2-opt.
 
-    Returns the visiting order and its length in metres (the sum of the legs).
+    Returns the visiting order and its length in metres (the sum of the legs). Compiled
+    with numba (:func:`_nearest_then_two_opt`).
     """
     n = len(matrix)
     if n <= 1:
         return np.arange(n), 0.0
-    order = [start]
-    left = set(range(n)) - {start}
-    while left:
-        here = order[-1]
-        nxt = min(left, key=lambda j: (matrix[here, j], j))
-        order.append(nxt)
-        left.remove(nxt)
-    tour = np.array(order)
+    tour = _nearest_then_two_opt(np.ascontiguousarray(matrix, dtype=np.float64), start)
+    return tour, tour_length(matrix, tour)
+
+
+@njit(cache=True)
+def _nearest_then_two_opt(matrix: np.ndarray, start: int) -> np.ndarray:
+    """The nearest-neighbour walk from ``start`` (ties to the lower index), improved by
+    2-opt reversals (first improving move, scanning ``i`` then ``j``) until none helps."""
+    n = matrix.shape[0]
+    tour = np.empty(n, dtype=np.int64)
+    seen = np.zeros(n, dtype=np.bool_)
+    tour[0] = start
+    seen[start] = True
+    for k in range(1, n):
+        here = tour[k - 1]
+        best, pick = np.inf, -1
+        for j in range(n):
+            if not seen[j] and (pick < 0 or matrix[here, j] < best):
+                best, pick = matrix[here, j], j
+        tour[k] = pick
+        seen[pick] = True
     improved = True
     while improved:
         improved = False
         for i in range(1, n - 1):
             for j in range(i + 1, n):
-                a, b = tour[i - 1], tour[i]
-                c = tour[j]
-                d = tour[j + 1] if j + 1 < n else None
-                before = matrix[a, b] + (matrix[c, d] if d is not None else 0.0)
-                after = matrix[a, c] + (matrix[b, d] if d is not None else 0.0)
+                a, b, c = tour[i - 1], tour[i], tour[j]
+                if j + 1 < n:
+                    d = tour[j + 1]
+                    before = matrix[a, b] + matrix[c, d]
+                    after = matrix[a, c] + matrix[b, d]
+                else:
+                    before = matrix[a, b] + 0.0
+                    after = matrix[a, c] + 0.0
                 if after < before - 1e-9:
-                    tour[i:j + 1] = tour[i:j + 1][::-1]
+                    lo, hi = i, j
+                    while lo < hi:
+                        tour[lo], tour[hi] = tour[hi], tour[lo]
+                        lo += 1
+                        hi -= 1
                     improved = True
-    return tour, tour_length(matrix, tour)
+    return tour
 
 
 def tour_length(matrix: np.ndarray, order: np.ndarray) -> float:

@@ -94,3 +94,42 @@ def test_walks_to_a_few_points_agree_with_walks_among_all() -> None:
     assert between[4, 0] == pytest.approx(np.hypot(10, 5))  # straight across, not via the node
     length, share = walks.tour(np.array([0, 1, 3]))
     assert share.sum() == pytest.approx(length)
+
+
+def reference_walking_tour(matrix: np.ndarray, start: int = 0) -> list[int]:
+    """The plain nearest neighbour + 2-opt that the compiled walking tour must match."""
+    n = len(matrix)
+    order = [start]
+    left = set(range(n)) - {start}
+    while left:
+        here = order[-1]
+        nxt = min(left, key=lambda j: (matrix[here, j], j))
+        order.append(nxt)
+        left.remove(nxt)
+    tour = np.array(order)
+    improved = True
+    while improved:
+        improved = False
+        for i in range(1, n - 1):
+            for j in range(i + 1, n):
+                a, b, c = tour[i - 1], tour[i], tour[j]
+                d = tour[j + 1] if j + 1 < n else None
+                before = matrix[a, b] + (matrix[c, d] if d is not None else 0.0)
+                after = matrix[a, c] + (matrix[b, d] if d is not None else 0.0)
+                if after < before - 1e-9:
+                    tour[i:j + 1] = tour[i:j + 1][::-1]
+                    improved = True
+    return tour.tolist()
+
+
+@pytest.mark.parametrize("n", [2, 3, 9, 60, 150])
+def test_the_compiled_tour_is_the_plain_algorithms_tour(n: int) -> None:
+    rng = np.random.default_rng(n)
+    for rounding in (None, -1):  # exact distances, and rounded ones with many ties
+        xy = rng.uniform(0, 1000, size=(n, 2))
+        matrix = np.linalg.norm(xy[:, None] - xy[None, :], axis=2)
+        if rounding is not None:
+            matrix = np.round(matrix, rounding)
+        order, length = walking_tour(matrix)
+        assert order.tolist() == reference_walking_tour(matrix)
+        assert length == pytest.approx(tour_length(matrix, order))

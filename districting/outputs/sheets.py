@@ -31,6 +31,7 @@ import logging
 import math
 import re
 from collections.abc import Iterable, Sequence
+from copy import copy
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,9 @@ _SVG_WIDTH = 700.0
 _SVG_MAX_HEIGHT = 430.0
 #: Districts with more located units than this get a taller map (up to a square).
 _DENSE_UNITS = 40
+#: Route numbers the small PNG map of a CD draws at most (matplotlib text is slow, and
+#: more would not be readable at that size).
+_PNG_MAX_LABELS = 60
 _SVG_MIN_HEIGHT = 220.0
 _SVG_PAD = 18.0
 #: Size of the PNG map in the workbooks: at most this many inches at this resolution.
@@ -751,9 +755,20 @@ def _xlsx_table_head(ws: Worksheet, row: int, labels: Sequence[str]) -> None:
 
 def _xlsx_row(ws: Worksheet, row: int, values: Sequence[Any], *, bold: bool = False,
               decimals: Sequence[int] = ()) -> None:
-    """One table row with borders; columns in ``decimals`` show one decimal place."""
+    """One table row with borders; columns in ``decimals`` show one decimal place.
+
+    A cell's style is set attribute by attribute only the first time a workbook needs
+    that combination; later cells copy its style indices (openpyxl's ``_style``), which
+    gives the same file many times faster on sheets of thousands of rows.
+    """
+    made: dict[tuple[bool, bool, bool], Any] = ws.parent.__dict__.setdefault(
+        "_districting_styles", {})
     for column, value in enumerate(values, start=1):
         cell = ws.cell(row=row, column=column, value=None if value == "" else value)
+        key = (bold, column in decimals, column == 2)
+        if key in made:
+            cell._style = copy(made[key])
+            continue
         cell.border = _GRID
         if column in decimals:
             cell.number_format = "0.0"
@@ -761,6 +776,7 @@ def _xlsx_row(ws: Worksheet, row: int, values: Sequence[Any], *, bold: bool = Fa
             cell.font = _BOLD
         if column == 2:
             cell.alignment = Alignment(wrap_text=True, vertical="top")
+        made[key] = copy(cell._style)
 
 
 def _xlsx_page_setup(ws: Worksheet, *, landscape: bool) -> None:
@@ -833,6 +849,18 @@ def _map_data(sheet: _CdSheet) -> _MapData | None:
         spacing = float(np.median(distances[:, 1]))
     return _MapData(rings, route, labels, first, idle,
                     (float(minx), float(miny), float(maxx), float(maxy)), spacing)
+
+
+def _png_labels(labels: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
+    """The labels the small PNG map draws: all of them, or on a dense CD (more than
+    :data:`_PNG_MAX_LABELS` places) the first, the last and every k-th in route order,
+    which keep the route readable (the sheet's table and the HTML map number every stop).
+    """
+    if len(labels) <= _PNG_MAX_LABELS:
+        return labels
+    step = math.ceil(len(labels) / _PNG_MAX_LABELS)
+    last = len(labels) - 1
+    return [label for i, label in enumerate(labels) if i % step == 0 or i == last]
 
 
 def _number_label(numbers: list[int]) -> str:
@@ -970,7 +998,7 @@ def _map_png(sheet: _CdSheet, text: dict[str, str]) -> bytes | None:
     gap = math.inf if data.spacing is None else data.spacing * points_per_m
     font = min(max(0.5 * gap, 5.0), 7.0)
     beside = offset_copy(axes.transData, fig=figure, x=2.5, y=2.5, units="points")
-    for x, y, label in data.labels:
+    for x, y, label in _png_labels(data.labels):
         axes.text(x, y, label, fontsize=font, fontweight="bold", zorder=6, transform=beside)
     pad = 0.04 * max(dx, dy)
     axes.set_xlim(minx - pad, maxx + pad)
