@@ -171,9 +171,22 @@ def plan_register(
                                else "straight line")
     summary["failed_settlements"] = [{"settlement_id": o.settlement_id, "error": o.error}
                                      for o in failed]
-    for line in warnings:
-        logger.warning(line)
+    log_warnings(warnings)
     return PlanResult(layers=layers, summary=summary, warnings=warnings, config=config)
+
+
+#: Warnings written to the log one by one; past this many, the rest are counted.
+LOGGED_WARNINGS = 30
+
+
+def log_warnings(warnings: list[str]) -> None:
+    """Log the plan's warnings: all of them, or for a large plan the first
+    :data:`LOGGED_WARNINGS` and a count of the rest (all are in ``summary.json``)."""
+    for line in warnings[:LOGGED_WARNINGS]:
+        logger.warning(line)
+    if len(warnings) > LOGGED_WARNINGS:
+        logger.warning("… and %d more warning(s); summary.json lists all %d",
+                       len(warnings) - LOGGED_WARNINGS, len(warnings))
 
 
 def assemble_layers(

@@ -195,3 +195,20 @@ def test_an_output_folder_that_would_lose_files_is_refused(
     assert (folder / "register.gpkg").is_file()
     if where == "not a plan":
         assert (folder / "notes.txt").read_text(encoding="utf-8") == "keep me"
+
+
+def test_a_large_plan_logs_its_first_warnings_and_counts_the_rest(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from districting.pipeline import LOGGED_WARNINGS, log_warnings
+
+    lines = [f"CD {i}: below the floor" for i in range(LOGGED_WARNINGS + 12)]
+    with caplog.at_level("WARNING", logger="districting.pipeline"):
+        log_warnings(lines)
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages[:LOGGED_WARNINGS] == lines[:LOGGED_WARNINGS]
+    assert messages[LOGGED_WARNINGS:] == [
+        f"… and 12 more warning(s); summary.json lists all {LOGGED_WARNINGS + 12}"]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="districting.pipeline"):
+        log_warnings(lines[:3])
+    assert [record.getMessage() for record in caplog.records] == lines[:3]
