@@ -199,7 +199,7 @@ def _plan_and_write(
                        len(warnings))
     title = f"{config.name}: census districts"
     write_plan(result, out, title=title, lang=lang, extra_files=extra_files, inputs=inputs,
-               config=config, tiles=tiles)
+               config=config, tiles=tiles, workers=execution.workers)
     failed = result.summary["failed_settlements"]
     if execution.checkpoints is not None and not failed:
         Checkpoints(execution.checkpoints).clear()

@@ -30,6 +30,7 @@ def write_plan(
     inputs: tuple[Path, ...] = (),
     config: Config | None = None,
     tiles: str | None = None,
+    workers: int = 1,
 ) -> Path:
     """Write every file of :data:`OUTPUT_FILES`: the layers, the summary, the planner's
     map, the report with its printable overview map, the staffing plan and the sheets.
@@ -39,6 +40,8 @@ def write_plan(
     inside ``out_dir``: replacing it would delete them. ``config`` (the staffing norms:
     reserve, point staff, days) defaults to the one the plan was made with. ``tiles``
     names a background tile layer for the map (none by default: it works offline).
+    ``workers`` > 1 writes the instructors' workbooks and pages on that many processes
+    (the files are the same).
     """
     out_dir = Path(out_dir)
     norms = config if config is not None else result.config
@@ -49,7 +52,8 @@ def write_plan(
         write_staffing_xlsx(staffing, staging / "staffing.xlsx", config=norms, lang=lang)
         sheets = staging / "sheets"
         sheets.mkdir()
-        write_field_sheets(result.layers, sheets, lang=lang, period=norms.period)
+        write_field_sheets(result.layers, sheets, lang=lang, period=norms.period,
+                           workers=workers)
         write_map(result.layers, staging / "map.html", title=title, tiles=tiles)
         write_report(result.layers, result.summary, staging / "report.html", config=norms,
                      lang=lang, overview_png=staging / "overview.png")

@@ -31,6 +31,7 @@ import logging
 import math
 import re
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from copy import copy
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -455,6 +456,7 @@ def write_field_sheets(
     *,
     lang: str = "ru",
     period: str,
+    workers: int = 1,
 ) -> None:
     """Write every assignment sheet of a plan into ``out_dir`` (the plan's ``sheets/``).
 
@@ -475,6 +477,9 @@ def write_field_sheets(
         Language of the labels: ``"ru"`` or ``"en"``.
     period
         The census period, ``"YYYY-MM-DD/YYYY-MM-DD"`` (as in the config).
+    workers
+        Processes for the instructors' workbooks and pages (each is independent, so
+        the files are the same with any number).
 
     Raises
     ------
@@ -492,15 +497,26 @@ def write_field_sheets(
         by_id.setdefault(sheet.id_code, []).append(sheet)
     (out_dir / "xlsx").mkdir(parents=True, exist_ok=True)
     (out_dir / "html").mkdir(parents=True, exist_ok=True)
-    for id_sheet in id_sheets:
-        members = by_id.get(id_sheet.code, [])
-        _write_workbook(id_sheet, members, out_dir / "xlsx" / f"{_safe_name(id_sheet.code)}.xlsx",
-                        lang=lang)
-        page = _html_document(id_sheet, members, lang=lang)
-        write_bytes_atomic(out_dir / "html" / f"{_safe_name(id_sheet.code)}.html",
-                     page.encode("utf-8"))
+    jobs = [(id_sheet, by_id.get(id_sheet.code, []), out_dir, lang) for id_sheet in id_sheets]
+    if workers > 1 and len(jobs) > 1:
+        # Each instructor's workbook and page is independent of the others.
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(_write_instructor_files, jobs,
+                          chunksize=max(1, len(jobs) // (8 * workers))))
+    else:
+        for job in jobs:
+            _write_instructor_files(job)
     logger.debug("sheets: wrote %d CD and %d instructor sheets to %s", len(cd_sheets),
                  len(id_sheets), out_dir)
+
+
+def _write_instructor_files(job: tuple[_IdSheet, list[_CdSheet], Path, str]) -> None:
+    """One instructor district's workbook (``xlsx/``) and printable page (``html/``)."""
+    id_sheet, members, out_dir, lang = job
+    name = _safe_name(id_sheet.code)
+    _write_workbook(id_sheet, members, out_dir / "xlsx" / f"{name}.xlsx", lang=lang)
+    page = _html_document(id_sheet, members, lang=lang)
+    write_bytes_atomic(out_dir / "html" / f"{name}.html", page.encode("utf-8"))
 
 
 def write_cd_sheets(
