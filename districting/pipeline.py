@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from districting.layers import LAYER_FIELDS, PlanLayers
 from districting.network import StreetNetwork, street_network_from_layers
 from districting.parallel import Execution, run_settlements
 from districting.register import RawRegister, read_register
-from districting.settlement import merge_blocks, settlement_tasks
+from districting.settlement import join_blocks, settlement_tasks
 from districting.staffing import staffing_summary, staffing_table
 from districting.territory import dissolve
 from districting.units import settlement_polygons, units_from_register
@@ -116,10 +115,7 @@ def plan_register(
     tasks = settlement_tasks(units, polygons, barriers=barriers, crossings=crossings,
                              network=network, config=config, seed=seed,
                              split_units=execution.split_units)
-    outcomes = [group[0] if len(group) == 1 and group[0].rows is None else merge_blocks(group)
-                for _, grouped in groupby(run_settlements(tasks, execution=execution),
-                                          key=lambda o: o.settlement_id)
-                for group in [list(grouped)]]
+    outcomes = join_blocks(run_settlements(tasks, execution=execution))
     failed = [o for o in outcomes if not o.ok]
     warnings: list[str] = [f"settlement {o.settlement_id} was not planned: {o.error}"
                            for o in failed]
@@ -129,28 +125,31 @@ def plan_register(
         lost = {o.settlement_id for o in failed}
         units = units.loc[~units["settlement_id"].isin(lost)].reset_index(drop=True)
         polygons = polygons.loc[~polygons["settlement_id"].isin(lost)].reset_index(drop=True)
-    units["walk_min"] = 0.0
     graphs: list[SettlementGraph] = []
     plans: list[SettlementPlan] = []
     codes = units["settlement_id"].to_numpy()
+    rows_of = pd.Series(np.arange(len(units))).groupby(codes, sort=False).indices
+    walk = np.zeros(len(units))
+    territory = dict(zip(polygons["settlement_id"], polygons.geometry, strict=True))
     for outcome in outcomes:
         if not outcome.ok or outcome.graph is None or outcome.plan is None:
             continue
-        positions = np.flatnonzero(codes == outcome.settlement_id)
+        positions = np.asarray(rows_of[outcome.settlement_id], dtype=np.int64)
         if outcome.rows is not None:  # a city planned in blocks: its units in block order
             positions = positions[outcome.rows]
         graph, plan = outcome.graph, outcome.plan
         graph.positions = positions
         plan.rd_point_position = [int(positions[p]) for p in plan.rd_point_position]
-        polygons.loc[polygons["settlement_id"] == outcome.settlement_id, "geometry"] = \
-            outcome.territory
-        rows = units.index[positions]
-        units.loc[rows, "walk_min"] = np.round(plan.walk_min, 3)
-        units.loc[rows, "workload"] = np.round(
-            units["workload"].to_numpy()[positions] + plan.walk_min, 3)
+        territory[outcome.settlement_id] = outcome.territory
+        walk[positions] = plan.walk_min
         warnings.extend(outcome.warnings)
         graphs.append(graph)
         plans.append(plan)
+    units["walk_min"] = np.round(walk, 3)
+    units["workload"] = np.round(units["workload"].to_numpy() + walk, 3)
+    polygons = polygons.set_geometry(gpd.GeoSeries(
+        [territory[code] for code in polygons["settlement_id"]], index=polygons.index,
+        crs=polygons.crs, name=polygons.geometry.name))
     layers = assemble_layers(units, polygons, graphs, plans, config=config)
     for cd, reason in zip(layers.counting_districts["cd_code"],
                           layers.counting_districts["bound_exception"], strict=True):

@@ -52,6 +52,20 @@ class RawRegister:
     layers: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
 
 
+def check_input_file(path: Path, *, what: str, suffixes: tuple[str, ...]) -> str:
+    """Stop unless ``path`` is an existing file with one of ``suffixes``; return its suffix
+    in lower case. ``what`` names the file in the message (register, record, …)."""
+    if not path.exists():
+        raise InputFileError(f"{what} file not found: {path}")
+    if path.is_dir():
+        raise InputFileError(f"{what} path is a folder, not a file: {path}")
+    suffix = path.suffix.lower()
+    if suffix not in suffixes:
+        raise InputFileError(
+            f"{path}: unsupported {what} format '{suffix}' (use one of {', '.join(suffixes)})")
+    return suffix
+
+
 def file_sha256(path: Path) -> str:
     """The SHA-256 of a file's bytes, for the plan's provenance record."""
     digest = hashlib.sha256()
@@ -76,15 +90,7 @@ def read_register(path: str | Path, *, settlements: str | Path | None = None) ->
         :data:`OPTIONAL_LAYERS` (barriers, crossings, streets) are read too, if present.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputFileError(f"register file not found: {path}")
-    if path.is_dir():
-        raise InputFileError(f"register path is a folder, not a file: {path}")
-    suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise InputFileError(
-            f"{path}: unsupported register format '{suffix}' (use one of {', '.join(SUFFIXES)})"
-        )
+    suffix = check_input_file(path, what="register", suffixes=SUFFIXES)
     problems: list[Problem] = []
     if suffix == ".csv":
         buildings = _read_csv(path, problems)

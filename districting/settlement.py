@@ -23,6 +23,7 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
+from itertools import groupby
 from typing import Any
 
 import geopandas as gpd
@@ -207,9 +208,11 @@ def settlement_tasks(
             config=config, seed=seed, **block,
         )
 
+    rows_of = pd.Series(np.arange(len(units))).groupby(codes, sort=False).indices
+    empty = np.zeros(0, dtype=np.int64)
     tasks = []
     for code, polygon in zip(polygons["settlement_id"], polygons.geometry, strict=True):
-        positions = np.flatnonzero(codes == code)
+        positions = np.asarray(rows_of.get(code, empty), dtype=np.int64)
         if (split_units is None or len(positions) <= split_units
                 or config.graph.contiguity != "tiles"):
             tasks.append(task(code, positions, polygon))
@@ -256,6 +259,16 @@ def city_blocks(xy: np.ndarray, workload: np.ndarray, *, blocks: int,
     return [parts[i] for i in reading_order(centres, band_m=2_000.0)]
 
 
+def join_blocks(outcomes: list[SettlementOutcome]) -> list[SettlementOutcome]:
+    """One outcome per settlement, in order: the blocks of a city (consecutive, in block
+    order, as :func:`settlement_tasks` makes them) merged by :func:`merge_blocks`."""
+    joined = []
+    for _, group in groupby(outcomes, key=lambda outcome: outcome.settlement_id):
+        parts = list(group)
+        joined.append(parts[0] if parts[0].rows is None else merge_blocks(parts))
+    return joined
+
+
 def merge_blocks(outcomes: list[SettlementOutcome]) -> SettlementOutcome:
     """One settlement's outcome from its blocks' (in block order): graphs and districts
     side by side, CDs, IDs and RDs numbered block after block.
@@ -270,47 +283,49 @@ def merge_blocks(outcomes: list[SettlementOutcome]) -> SettlementOutcome:
             first.settlement_id, error="; ".join(f"block {o.key}: {o.error}" for o in failed),
             seconds=sum(o.seconds for o in outcomes), units=sum(o.units for o in outcomes),
             key=first.settlement_id)
-    graphs = [o.graph for o in outcomes]
-    plans = [o.plan for o in outcomes]
-    assert all(g is not None for g in graphs) and all(p is not None for p in plans)
-    nodes = np.cumsum([0] + [len(g.positions) for g in graphs if g is not None])
-    cds = np.cumsum([0] + [len(p.id_of_cd) for p in plans if p is not None])
-    ids = np.cumsum([0] + [len(p.id_exception) for p in plans if p is not None])
-    rds = np.cumsum([0] + [len(p.rd_point_name) for p in plans if p is not None])
+    graphs: list[SettlementGraph] = []
+    plans: list[SettlementPlan] = []
+    for outcome in outcomes:
+        assert outcome.graph is not None and outcome.plan is not None  # a block that ran
+        graphs.append(outcome.graph)
+        plans.append(outcome.plan)
+    nodes = np.cumsum([0] + [len(g.positions) for g in graphs])
+    cds = np.cumsum([0] + [len(p.id_of_cd) for p in plans])
+    ids = np.cumsum([0] + [len(p.id_exception) for p in plans])
+    rds = np.cumsum([0] + [len(p.rd_point_name) for p in plans])
     graph = SettlementGraph(
         settlement_id=first.settlement_id,
         positions=np.arange(int(nodes[-1])),
-        tiles=np.concatenate([g.tiles for g in graphs if g is not None]),
-        edges=np.vstack([g.edges + nodes[i] for i, g in enumerate(graphs) if g is not None]),
-        lengths=np.concatenate([g.lengths for g in graphs if g is not None]),
-        edge_kind=np.concatenate([g.edge_kind for g in graphs if g is not None]),
-        cut_by_barrier=sum(g.cut_by_barrier for g in graphs if g is not None),
-        cut_by_detour=sum(g.cut_by_detour for g in graphs if g is not None),
+        tiles=np.concatenate([g.tiles for g in graphs]),
+        edges=np.vstack([g.edges + nodes[i] for i, g in enumerate(graphs)]),
+        lengths=np.concatenate([g.lengths for g in graphs]),
+        edge_kind=np.concatenate([g.edge_kind for g in graphs]),
+        cut_by_barrier=sum(g.cut_by_barrier for g in graphs),
+        cut_by_detour=sum(g.cut_by_detour for g in graphs),
         components=[replace(note, node=note.node + int(nodes[i]))
-                    for i, g in enumerate(graphs) if g is not None for note in g.components],
+                    for i, g in enumerate(graphs) for note in g.components],
     )
-    real = [p for p in plans if p is not None]
     plan = SettlementPlan(
         settlement_id=first.settlement_id,
-        cd_of_node=np.concatenate([p.cd_of_node + cds[i] for i, p in enumerate(real)]),
-        id_of_cd=np.concatenate([p.id_of_cd + ids[i] for i, p in enumerate(real)]),
-        rd_of_cd=np.concatenate([p.rd_of_cd + rds[i] for i, p in enumerate(real)]),
-        cd_exception=[e for p in real for e in p.cd_exception],
-        id_exception=[e for p in real for e in p.id_exception],
-        rd_point_position=[int(q + nodes[i]) for i, p in enumerate(real)
+        cd_of_node=np.concatenate([p.cd_of_node + cds[i] for i, p in enumerate(plans)]),
+        id_of_cd=np.concatenate([p.id_of_cd + ids[i] for i, p in enumerate(plans)]),
+        rd_of_cd=np.concatenate([p.rd_of_cd + rds[i] for i, p in enumerate(plans)]),
+        cd_exception=[e for p in plans for e in p.cd_exception],
+        id_exception=[e for p in plans for e in p.id_exception],
+        rd_point_position=[int(q + nodes[i]) for i, p in enumerate(plans)
                            for q in p.rd_point_position],
-        rd_point_name=[name for p in real for name in p.rd_point_name],
-        rd_mean_walk_m=[w for p in real for w in p.rd_mean_walk_m],
-        rd_max_walk_m=[w for p in real for w in p.rd_max_walk_m],
-        floor=real[0].floor,
-        ceiling=real[0].ceiling,
-        rd_status=", ".join(sorted({p.rd_status for p in real})),
-        notes=[note for p in real for note in p.notes],
-        tour_m=np.concatenate([p.tour_m for p in real]),
-        walk_min=np.concatenate([p.walk_min for p in real]),
-        walk_moves=sum(p.walk_moves for p in real),
-        visit_order=np.concatenate([p.visit_order for p in real]),
-        naive_m=np.concatenate([p.naive_m for p in real]),
+        rd_point_name=[name for p in plans for name in p.rd_point_name],
+        rd_mean_walk_m=[w for p in plans for w in p.rd_mean_walk_m],
+        rd_max_walk_m=[w for p in plans for w in p.rd_max_walk_m],
+        floor=plans[0].floor,
+        ceiling=plans[0].ceiling,
+        rd_status=", ".join(sorted({p.rd_status for p in plans})),
+        notes=[note for p in plans for note in p.notes],
+        tour_m=np.concatenate([p.tour_m for p in plans]),
+        walk_min=np.concatenate([p.walk_min for p in plans]),
+        walk_moves=sum(p.walk_moves for p in plans),
+        visit_order=np.concatenate([p.visit_order for p in plans]),
+        naive_m=np.concatenate([p.naive_m for p in plans]),
     )
     rows = [o.rows for o in outcomes]
     return SettlementOutcome(

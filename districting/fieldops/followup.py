@@ -29,11 +29,12 @@ because a plan folder does not hold the street layers.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,13 +50,14 @@ from tqdm import tqdm
 from districting import __version__
 from districting.check import check_layers, read_plan_layers
 from districting.config import Config, config_from_dict
-from districting.errors import DistrictingError, InputFileError, PlanCheckError
+from districting.errors import ConfigError, DistrictingError, InputFileError, PlanCheckError
 from districting.fieldops.records import (
     ONLINE_CHANNELS,
     cell_texts,
     household_keys,
     locate_units,
     read_table,
+    unit_keys,
     wall_clock,
 )
 from districting.graph import voronoi_tiles
@@ -69,6 +71,8 @@ from districting.hierarchy import (
 )
 from districting.layers import LAYER_FIELDS, PlanLayers
 from districting.network import StreetNetwork, Walks
+from districting.outputs.bundle import write_plan
+from districting.outputs.writer import check_output_folder
 from districting.partition import adjacency_from_edges
 from districting.pipeline import PlanResult, district_statistics
 from districting.territory import dissolve
@@ -144,10 +148,6 @@ def read_followup_plan(plan_dir: str | Path) -> tuple[PlanLayers, dict[str, Any]
     InputFileError
         If ``plan.gpkg`` or ``summary.json`` is missing or unreadable, or a layer is absent.
     """
-    import json
-
-    from districting.errors import ConfigError
-
     found = read_plan_layers(plan_dir)
     missing = [name for name in LAYER_FIELDS if name not in found]
     if missing:
@@ -178,22 +178,6 @@ class Coverage:
 
     responded: np.ndarray
     counts: dict[str, int] = field(default_factory=dict)
-
-
-def _unit_keys(units: pd.DataFrame) -> pd.DataFrame:
-    """The units' building and unit ids as text and dwelling ranges as numbers."""
-    def numbers(column: str) -> np.ndarray:
-        if column not in units.columns:
-            return np.zeros(len(units), dtype=np.int64)
-        values = pd.to_numeric(units[column], errors="coerce").fillna(0)
-        return np.round(values.to_numpy(dtype=float)).astype(np.int64)
-
-    return pd.DataFrame({
-        "unit_id": cell_texts(units["unit_id"]),
-        "building_id": cell_texts(units["building_id"]),
-        "dwelling_from": numbers("dwelling_from"),
-        "dwelling_to": numbers("dwelling_to"),
-    })
 
 
 def online_coverage(responses: pd.DataFrame, units: pd.DataFrame, *,
@@ -230,7 +214,7 @@ def online_coverage(responses: pd.DataFrame, units: pd.DataFrame, *,
         "dwelling": pd.to_numeric(pd.Series(dwelling, dtype=object), errors="coerce")
         .to_numpy(dtype=float),
     })
-    unit = locate_units(table, _unit_keys(units))
+    unit = locate_units(table, unit_keys(units))
     counts["unknown_building"] = int((unit < 0).sum())
     known = pd.DataFrame({"key": key, "unit": unit}).loc[unit >= 0]
     # One unit per household: the lowest its records point to (a stable choice).
@@ -281,6 +265,8 @@ class _Replan:
     before: dict[str, float] = field(default_factory=dict)
     #: Mean (by residents) and longest walk to the point of each RD whose units changed.
     rd_walks: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: The settlement's units among the plan's.
+    positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def _unit_graph_walks(xy: np.ndarray, edges: np.ndarray, lengths: np.ndarray) -> Walks:
@@ -601,17 +587,26 @@ def _replan(layers: PlanLayers, units: pd.DataFrame, cds: pd.DataFrame, *, base:
     rds = layers.registration_districts
     point_building = dict(zip(cell_texts(rds["rd_code"]), cell_texts(rds["point_building_id"]),
                               strict=True))
-    out: dict[str, _Replan] = {}
-    settlements = sorted(set(unit_sid.tolist()))
-    for sid in tqdm(settlements, desc="follow-up", unit="settlement", disable=not progress,
-                    leave=False):
-        pos = np.flatnonzero(unit_sid == sid)
-        local = np.full(len(units), -1, dtype=np.int64)
+    # Each settlement's units, CDs and edges, found once (not by a scan per settlement).
+    rows_of = pd.Series(np.arange(len(units))).groupby(unit_sid, sort=True).indices
+    local = np.zeros(len(units), dtype=np.int64)  # a unit's number in its settlement
+    for pos in rows_of.values():
         local[pos] = np.arange(len(pos))
-        rows = cds.loc[cd_sid == sid].sort_values("cd_code", kind="stable")
+    known = (ends >= 0).all(axis=1)
+    edge_sid = np.where(known, unit_sid[np.maximum(ends[:, 0], 0)], "")
+    edge_sid = np.where(known & (unit_sid[np.maximum(ends[:, 1], 0)] == edge_sid), edge_sid, "")
+    edges_of = pd.Series(np.arange(len(ends))).groupby(edge_sid).indices
+    cds_of = pd.Series(np.arange(len(cds))).groupby(cd_sid).indices
+    none = np.zeros(0, dtype=np.int64)
+    out: dict[str, _Replan] = {}
+    for sid in tqdm(list(rows_of), desc="follow-up", unit="settlement", disable=not progress,
+                    leave=False):
+        pos = np.asarray(rows_of[sid], dtype=np.int64)
+        inside = np.asarray(edges_of.get(sid, none), dtype=np.int64)
+        rows = cds.iloc[np.asarray(cds_of.get(sid, none), dtype=np.int64)].sort_values(
+            "cd_code", kind="stable")
         codes = cell_texts(rows["cd_code"]).tolist()
         index = {code: i for i, code in enumerate(codes)}
-        inside = (local[ends[:, 0]] >= 0) & (local[ends[:, 1]] >= 0) & (ends >= 0).all(axis=1)
         points = {}
         for rd in sorted(set(cell_texts(rows["rd_code"]).tolist())):
             at = np.flatnonzero(buildings[pos] == point_building.get(rd, ""))
@@ -620,14 +615,14 @@ def _replan(layers: PlanLayers, units: pd.DataFrame, cds: pd.DataFrame, *, base:
                                        f"{point_building.get(rd, '')!r} is not among the "
                                        f"units of settlement {sid}")
             points[rd] = int(at[0])
-        out[sid] = _replan_settlement(
+        out[sid] = replace(_replan_settlement(
             xy=xy[pos], edges=local[ends[inside]], lengths=lengths[inside], base=base[pos],
             inhabited=inhabited[pos], residents=residents[pos], points=points,
             start=np.array([index[c] for c in unit_cd[pos]], dtype=np.int64), codes=codes,
             cd_id=cell_texts(rows["id_code"]).tolist(), cd_rd=cell_texts(rows["rd_code"]).tolist(),
             floor=float(rows["workload_floor"].iloc[0]),
             ceiling=float(rows["workload_ceiling"].iloc[0]), slack=slack, config=config,
-        )
+        ), positions=pos)
     return out
 
 
@@ -652,8 +647,8 @@ def _new_layers(layers: PlanLayers, units: pd.DataFrame, cds: pd.DataFrame,
     walk_min, visit = np.zeros(n), np.zeros(n, dtype=np.int64)
     tour: dict[str, float] = {}
     naive: dict[str, float] = {}
-    for sid, replan in replans.items():
-        pos = np.flatnonzero(unit_sid == sid)
+    for replan in replans.values():
+        pos = replan.positions
         new_cd[pos] = np.array(replan.codes, dtype=object)[replan.labels]
         walk_min[pos], visit[pos] = replan.walk_min, replan.visit_order
         tour.update(zip(replan.codes, replan.tour_m.tolist(), strict=True))
@@ -839,15 +834,8 @@ def run_followup(
 
     The output folder must not be the plan's own folder or hold a responses file.
     """
-    from districting.outputs.bundle import write_plan
-    from districting.outputs.writer import check_output_folder
-
     gpkg = Path(plan_dir) / "plan.gpkg"
-    inputs = (gpkg, *(Path(p) for p in response_paths))
-    target = Path(out_dir).resolve()
-    if Path(plan_dir).resolve() in (target, *target.parents):
-        raise InputFileError(f"output folder {out_dir} is inside the plan folder {plan_dir}; "
-                             "choose a folder outside it")
+    inputs = (Path(plan_dir), *(Path(p) for p in response_paths))
     check_output_folder(Path(out_dir), inputs)  # before re-planning: refuse early
     layers, summary, config = read_followup_plan(plan_dir)
     responses = read_responses(response_paths)

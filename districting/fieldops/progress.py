@@ -71,11 +71,13 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from districting.check import read_plan_layers
 from districting.errors import DistrictingError, InputFileError
 from districting.fieldops.records import (
+    ONLINE_CHANNELS,
     cell_text,
     cell_texts,
     household_keys,
     locate_units,
     read_table,
+    unit_keys,
     wall_clock,
 )
 from districting.layers import LAYER_FIELDS, PlanLayers
@@ -119,7 +121,6 @@ REQUIRED_COLUMNS = (
     "record_id", "building_id", "household_id", "channel", "submitted_at", "status",
     "iin_hash",
 )
-ONLINE_CHANNELS = ("web", "egov", "aitu")
 #: A district's progress status, from :func:`progress`.
 STATUSES = ("not_started", "on_pace", "lagging", "complete", "no_households")
 FORMAT = "districting-progress/1"
@@ -131,7 +132,6 @@ CSV_FILES = {
     "settlements": "settlement_progress.csv",
 }
 OUTPUT_FILES = (*CSV_FILES.values(), SUMMARY_FILE, DASHBOARD_FILE)
-SUFFIXES = (".csv", ".parquet", ".pq")
 
 #: Figures that add up from units to CDs, IDs and settlements.
 COUNT_COLUMNS = (
@@ -491,18 +491,11 @@ def _unit_table(units: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in needed if c not in units.columns]
     if missing:
         raise DistrictingError(f"the plan's units have no column(s) {', '.join(missing)}")
-    out = pd.DataFrame({
-        "unit_id": cell_texts(units["unit_id"]) if "unit_id" in units.columns
-        else np.arange(len(units)).astype(str),
-        "building_id": cell_texts(units["building_id"]),
-        "cd_code": cell_texts(units["cd_code"]),
-        "residents": np.round(_numbers(units["residents"])).astype(np.int64),
-        "households": np.round(_numbers(units["households"])).astype(np.int64),
-    })
-    for column in ("dwelling_from", "dwelling_to"):
-        out[column] = (np.round(_numbers(units[column])).astype(np.int64)
-                       if column in units.columns else 0)
-    return out
+    return unit_keys(units).assign(
+        cd_code=cell_texts(units["cd_code"]),
+        residents=np.round(_numbers(units["residents"])).astype(np.int64),
+        households=np.round(_numbers(units["households"])).astype(np.int64),
+    )
 
 
 def _record_table(records: pd.DataFrame, *, as_of: date) -> tuple[pd.DataFrame, dict[str, int]]:

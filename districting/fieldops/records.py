@@ -31,6 +31,7 @@ import pandas as pd
 
 from districting.errors import DistrictingError, InputFileError, Problem
 from districting.fieldops.iin import IIN_LENGTH, redact
+from districting.register import check_input_file
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ __all__ = [
     "parse_times",
     "read_records",
     "record_issues",
+    "unit_keys",
     "wall_clock",
 ]
 
@@ -321,14 +323,7 @@ def _identity_errors(records: pd.DataFrame) -> list[Problem]:
 
 def read_table(path: Path) -> pd.DataFrame:
     """One CSV (comma or semicolon, UTF-8; cells as text) or Parquet file."""
-    if not path.exists():
-        raise InputFileError(f"record file not found: {path}")
-    if path.is_dir():
-        raise InputFileError(f"record path is a folder, not a file: {path}")
-    suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise InputFileError(
-            f"{path}: unsupported record format '{suffix}' (use one of {', '.join(SUFFIXES)})")
+    suffix = check_input_file(path, what="record", suffixes=SUFFIXES)
     if suffix == ".csv":
         try:
             with path.open(encoding="utf-8-sig") as handle:
@@ -347,6 +342,25 @@ def read_table(path: Path) -> pd.DataFrame:
         return pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several error types for unreadable files
         raise InputFileError(f"{path}: cannot read as Parquet ({redact(str(exc))})") from None
+
+
+def unit_keys(units: pd.DataFrame) -> pd.DataFrame:
+    """What :func:`locate_units` needs of a plan's units, in layer order: ``unit_id`` and
+    ``building_id`` as text (a missing ``unit_id`` column numbers the units),
+    ``dwelling_from`` and ``dwelling_to`` as whole numbers (0 when absent or blank)."""
+    def whole(column: str) -> np.ndarray:
+        if column not in units.columns:
+            return np.zeros(len(units), dtype=np.int64)
+        values = pd.to_numeric(units[column], errors="coerce").fillna(0)
+        return np.round(values.to_numpy(dtype=float)).astype(np.int64)
+
+    return pd.DataFrame({
+        "unit_id": cell_texts(units["unit_id"]) if "unit_id" in units.columns
+        else np.arange(len(units)).astype(str),
+        "building_id": cell_texts(units["building_id"]),
+        "dwelling_from": whole("dwelling_from"),
+        "dwelling_to": whole("dwelling_to"),
+    })
 
 
 def locate_units(table: pd.DataFrame, units: pd.DataFrame) -> np.ndarray:

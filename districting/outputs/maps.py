@@ -41,6 +41,7 @@ from folium.template import Template
 
 from districting.errors import DistrictingError
 from districting.layers import PlanLayers
+from districting.outputs.numbers import as_number
 
 logger = logging.getLogger(__name__)
 
@@ -566,33 +567,14 @@ def _esc(value: Any) -> str:
 
 def _int(value: Any) -> str:
     """An integer with thousands separators, or "n/a"."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return "n/a"
-    if math.isnan(number):
-        return "n/a"
-    return f"{round(number):,}"
+    number = as_number(value)
+    return "n/a" if number is None else f"{round(number):,}"
 
 
 def _percent(value: Any) -> str:
     """A ratio as a whole percentage, or "n/a"."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return "n/a"
-    if math.isnan(number):
-        return "n/a"
-    return f"{round(number * 100)}%"
-
-
-def _float(value: Any) -> float | None:
-    """A number, or None when missing."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
+    number = as_number(value)
+    return "n/a" if number is None else f"{round(number * 100)}%"
 
 
 def _exception_line(value: Any) -> list[str]:
@@ -610,7 +592,7 @@ def _cd_tooltip(row: dict[str, Any]) -> str:
         f"Workload: {_int(row.get('workload'))} min",
         f"Utilization: {_percent(row.get('utilization'))}",
     ]
-    floor, ceiling = _float(row.get("workload_floor")), _float(row.get("workload_ceiling"))
+    floor, ceiling = as_number(row.get("workload_floor")), as_number(row.get("workload_ceiling"))
     if floor is not None and ceiling is not None:
         lines.append(f"Workload bounds: {_int(floor)}–{_int(ceiling)} min")
     lines += _exception_line(row.get("bound_exception"))

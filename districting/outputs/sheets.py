@@ -57,6 +57,7 @@ from shapely.geometry.base import BaseGeometry
 
 from districting.errors import DistrictingError
 from districting.layers import PlanLayers
+from districting.outputs.numbers import as_number
 from districting.outputs.writer import pick_language, save_workbook, write_bytes_atomic
 
 logger = logging.getLogger(__name__)
@@ -393,14 +394,14 @@ def _id_sheets(layers: PlanLayers, *, lang: str, period: str) -> list[_IdSheet]:
         for cd in members.to_dict("records"):
             counts = [_count(cd[name]) for name in ("n_units", "dwellings", "residents")]
             workload = _round_workload(cd["workload"])
-            utilization = _as_float(cd.get("utilization"))
+            utilization = as_number(cd.get("utilization"))
             rows.append([
                 _text(cd["cd_code"]), _text(cd["rd_code"]), *counts, workload,
                 "" if utilization is None else round(utilization * 100, 1),
             ])
             for name, value in zip(("n_units", "dwellings", "residents"), counts, strict=True):
                 totals[name] += value if isinstance(value, int) else 0
-            raw_workload = _as_float(cd["workload"])
+            raw_workload = as_number(cd["workload"])
             total_workload += raw_workload or 0.0
             if utilization is None or utilization <= 0 or raw_workload is None:
                 target_known = False
@@ -667,11 +668,16 @@ _CD_WIDTHS = (6, 36, 16, 14, 10, 10, 13, 12)
 _ID_WIDTHS = (19, 16, 12, 10, 10, 13, 12)
 
 
+#: Cell styles made in one workbook, by (bold, one decimal, wrapped address column).
+_Styles = dict[tuple[bool, bool, bool], Any]
+
+
 def _write_workbook(id_sheet: _IdSheet, cd_sheets: list[_CdSheet], path: Path, *,
                     lang: str) -> None:
     """One workbook: the instructor's sheet, then a sheet (with a map) per CD."""
     text = SHEET_TEXT[lang]
     workbook = Workbook()
+    styles: _Styles = {}
     used: set[str] = set()
     first = workbook.active
     assert isinstance(first, Worksheet)
@@ -683,39 +689,39 @@ def _write_workbook(id_sheet: _IdSheet, cd_sheets: list[_CdSheet], path: Path, *
     first.print_title_rows = f"{row}:{row}"
     for values in id_sheet.rows:
         row += 1
-        _xlsx_row(first, row, values, decimals=(6, 7))
+        _xlsx_row(first, row, values, styles=styles, decimals=(6, 7))
         title = cd_titles.get(str(values[0]))
         if title is not None:
             cell = first.cell(row=row, column=1)
             cell.hyperlink = Hyperlink(ref=cell.coordinate, location=f"'{title}'!A1")
             cell.font = Font(color="0563C1", underline="single")
     row += 1
-    _xlsx_row(first, row, id_sheet.total, bold=True, decimals=(6, 7))
+    _xlsx_row(first, row, id_sheet.total, styles=styles, bold=True, decimals=(6, 7))
     _xlsx_page_setup(first, landscape=False)
 
     for sheet in cd_sheets:
         ws = workbook.create_sheet(cd_titles[sheet.code])
-        _xlsx_cd_sheet(ws, sheet, lang)
+        _xlsx_cd_sheet(ws, sheet, lang, styles)
     save_workbook(workbook, path)
 
 
-def _xlsx_cd_sheet(ws: Worksheet, sheet: _CdSheet, lang: str) -> None:
+def _xlsx_cd_sheet(ws: Worksheet, sheet: _CdSheet, lang: str, styles: _Styles) -> None:
     text = SHEET_TEXT[lang]
     row = _xlsx_header(ws, text["cd_title"], sheet, text, _CD_WIDTHS)
     _xlsx_table_head(ws, row, CD_SHEET_COLUMNS[lang])
     ws.print_title_rows = f"{row}:{row}"
     for unit in sheet.visited:
         row += 1
-        _xlsx_row(ws, row, unit.cells(), decimals=(8,))
+        _xlsx_row(ws, row, unit.cells(), styles=styles, decimals=(8,))
     if sheet.unvisited:
         row += 1
         ws.cell(row=row, column=1, value=text["unvisited"]).font = Font(italic=True, bold=True)
         ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=len(_CD_WIDTHS))
         for unit in sheet.unvisited:
             row += 1
-            _xlsx_row(ws, row, unit.cells(), decimals=(8,))
+            _xlsx_row(ws, row, unit.cells(), styles=styles, decimals=(8,))
     row += 1
-    _xlsx_row(ws, row, sheet.total, bold=True, decimals=(8,))
+    _xlsx_row(ws, row, sheet.total, styles=styles, bold=True, decimals=(8,))
     row += 2
     ws.cell(row=row, column=1, value=text["route"]).font = _BOLD
     ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=2)
@@ -769,21 +775,20 @@ def _xlsx_table_head(ws: Worksheet, row: int, labels: Sequence[str]) -> None:
     ws.row_dimensions[row].height = 30
 
 
-def _xlsx_row(ws: Worksheet, row: int, values: Sequence[Any], *, bold: bool = False,
-              decimals: Sequence[int] = ()) -> None:
+def _xlsx_row(ws: Worksheet, row: int, values: Sequence[Any], *, styles: _Styles,
+              bold: bool = False, decimals: Sequence[int] = ()) -> None:
     """One table row with borders; columns in ``decimals`` show one decimal place.
 
-    A cell's style is set attribute by attribute only the first time a workbook needs
-    that combination; later cells copy its style indices (openpyxl's ``_style``), which
-    gives the same file many times faster on sheets of thousands of rows.
+    A cell's style is set attribute by attribute only the first time its workbook needs
+    that combination; later cells copy the style indices kept in ``styles`` (one dict
+    per workbook; openpyxl's ``_style``), which gives the same file many times faster on
+    sheets of thousands of rows.
     """
-    made: dict[tuple[bool, bool, bool], Any] = ws.parent.__dict__.setdefault(
-        "_districting_styles", {})
     for column, value in enumerate(values, start=1):
         cell = ws.cell(row=row, column=column, value=None if value == "" else value)
         key = (bold, column in decimals, column == 2)
-        if key in made:
-            cell._style = copy(made[key])
+        if key in styles:
+            cell._style = copy(styles[key])
             continue
         cell.border = _GRID
         if column in decimals:
@@ -792,7 +797,7 @@ def _xlsx_row(ws: Worksheet, row: int, values: Sequence[Any], *, bold: bool = Fa
             cell.font = _BOLD
         if column == 2:
             cell.alignment = Alignment(wrap_text=True, vertical="top")
-        made[key] = copy(cell._style)
+        styles[key] = copy(cell._style)
 
 
 def _xlsx_page_setup(ws: Worksheet, *, landscape: bool) -> None:
@@ -1257,7 +1262,7 @@ def _optional_column(frame: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def _km(value: Any) -> float | str:
-    metres = _as_float(value)
+    metres = as_number(value)
     return "" if metres is None else round(metres / 1000, _KM_DECIMALS)
 
 
@@ -1303,22 +1308,14 @@ def _natural_order(values: pd.Series) -> list[int]:
     return sorted(range(len(keys)), key=keys.__getitem__)
 
 
-def _as_float(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
-
-
 def _count(value: Any) -> int | str:
     """A whole count, or "" when missing."""
-    number = _as_float(value)
+    number = as_number(value)
     return "" if number is None else round(number)
 
 
 def _round_workload(value: Any) -> float | str:
-    number = _as_float(value)
+    number = as_number(value)
     return "" if number is None else round(number, _WORKLOAD_DECIMALS)
 
 

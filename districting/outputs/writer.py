@@ -124,10 +124,17 @@ def is_output_of(target: Path, *, files: Collection[str], summary: str, fmt: str
 def check_output_folder(target: Path, protect: tuple[Path, ...] = (), *,
                         replaces: Callable[[Path], bool] | None = None) -> None:
     """Stop before an output folder that would destroy files that are not a plan (or,
-    with ``replaces``, not an earlier output of the caller's own kind)."""
+    with ``replaces``, not an earlier output of the caller's own kind). An input that is
+    a folder (a plan read by ``followup``) may neither be the output folder nor hold it."""
     target = Path(target).resolve()
     for path in protect:
         resolved = Path(path).resolve()
+        if resolved.is_dir() and (resolved == target or resolved in target.parents):
+            where = "is" if resolved == target else "lies inside"
+            raise InputFileError(
+                f"output folder {target} {where} the input folder {path}; choose a folder "
+                "outside it"
+            )
         if resolved == target or target in resolved.parents:
             raise InputFileError(
                 f"output folder {target} holds the input {path}; choose another folder"
