@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
-from districting.partition.trees import best_pair_cut, kruskal, preorder
+from districting.partition.trees import best_pair_cut, best_window_cut, kruskal, preorder
 
 
 def reference_tree(n: int, edges: list[tuple[int, int]], perm: np.ndarray,
@@ -115,3 +117,51 @@ def test_the_best_cut_is_the_reference_cut() -> None:
     assert (penalty, imbalance) == best[0]
     assert side.tolist() == best[1]
     assert lower <= weights[side].sum() <= upper or penalty > 0
+
+
+def reference_window_cut(order: list[int], pred: list[int], weights: np.ndarray, k: int,
+                         windows: list[tuple[int, float, float]]) -> tuple[Any, ...]:
+    """The heuristic's plain tree cut: per window, the cut least outside it (nearest its
+    share, then first in preorder); over windows, least outside, then rank."""
+    n = len(order)
+    total = float(weights.sum())
+    sub = weights.copy()
+    size = np.ones(n, dtype=np.int64)
+    for v in reversed(order[1:]):
+        sub[pred[v]] += sub[v]
+        size[pred[v]] += size[v]
+    cuts = np.array(order[1:])
+    best = None
+    for rank, (k1, lo, hi) in enumerate(windows):
+        sums, sizes = sub[cuts], size[cuts]
+        outside = np.maximum(lo - sums, 0.0) + np.maximum(sums - hi, 0.0)
+        outside[(sizes < k1) | (n - sizes < k - k1)] = np.inf
+        deviation = np.abs(sums - k1 * total / k)
+        pick = int(np.lexsort((deviation, outside))[0])
+        key = (float(outside[pick]) / (total / k), rank, float(deviation[pick]))
+        if best is None or key < best[0]:
+            v = int(cuts[pick])
+            best = (key, sorted(order[order.index(v):order.index(v) + int(size[v])]), k1)
+    assert best is not None
+    return best
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_the_window_cut_is_the_reference_cut(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, k = 80, 5
+    edges = random_graph(rng, n)
+    weights = rng.integers(1, 30, size=n).astype(float)
+    weights[rng.integers(n, size=3)] = 200.0  # lumpy units make some cuts impossible
+    total = float(weights.sum())
+    windows = [(k1, k1 * total / k * 0.95, k1 * total / k * 1.05) for k1 in (2, 3, 1, 4)]
+    found = reference_tree(n, edges, rng.permutation(len(edges)), int(rng.integers(n)))
+    assert found is not None
+    order, pred = found
+    outside, rank, deviation, first, count, k1 = best_window_cut(
+        np.array(order), np.array(pred), weights, total, k,
+        np.array([w[0] for w in windows]), np.array([w[1] for w in windows]),
+        np.array([w[2] for w in windows]), total / k)
+    key, side, k1_ref = reference_window_cut(order, pred, weights, k, windows)
+    assert (outside, rank, deviation) == key
+    assert sorted(order[first:first + count]) == side and k1 == k1_ref

@@ -33,7 +33,7 @@ from scipy.sparse.csgraph import depth_first_order, minimum_spanning_tree
 
 from districting.errors import PartitionError
 from districting.partition.moves import NeighbourLists
-from districting.partition.trees import best_pair_cut, kruskal, preorder
+from districting.partition.trees import best_pair_cut, best_window_cut, kruskal, preorder
 
 #: Weight comparisons allow this much rounding.
 EPS = 1e-9
@@ -59,19 +59,6 @@ def _split_orders(k: int) -> list[int]:
     return orders if k <= ALL_SPLITS_UPTO else orders[:2]
 
 
-def _subtree_sums(
-    order: list[int], pred: list[int], weights: list[float]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Weight and node count of each node's subtree, for a tree given in preorder."""
-    subtotal = list(weights)
-    size = [1] * len(weights)
-    for v in reversed(order[1:]):
-        p = pred[v]
-        subtotal[p] += subtotal[v]
-        size[p] += size[v]
-    return np.array(subtotal, dtype=float), np.array(size, dtype=np.int64)
-
-
 def _windows(k: int, total: float, lower: float, upper: float) -> list[tuple[int, float, float]]:
     """For each part count ``k1`` of one side: the side weights that leave both sides divisible."""
     found = []
@@ -83,7 +70,7 @@ def _windows(k: int, total: float, lower: float, upper: float) -> list[tuple[int
 
 
 def _random_trees(graph: NeighbourLists, nodes: np.ndarray, rng: np.random.Generator,
-                  ) -> Iterator[tuple[list[int], list[int]]]:
+                  ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Random spanning trees of region ``nodes`` as (preorder, parents), local positions.
 
     Small regions use the compiled Kruskal (no per-call scipy overhead); large ones
@@ -104,7 +91,8 @@ def _random_trees(graph: NeighbourLists, nodes: np.ndarray, rng: np.random.Gener
         order, pred = depth_first_order(mst, root, directed=False, return_predecessors=True)
         if len(order) != len(nodes):
             raise PartitionError("a region to split is not connected")
-        yield order.tolist(), pred.tolist()
+        pred[root] = root
+        yield order.astype(np.int64), pred.astype(np.int64)
 
 
 def _tree_cut(
@@ -121,38 +109,33 @@ def _tree_cut(
     """One side of the best tree cut of region ``nodes`` into ``k`` parts.
 
     Returns the mask of the side, its part count and whether the cut lies inside the
-    window that keeps both sides divisible within the bounds.
+    window that keeps both sides divisible within the bounds. Each tree's best cut is
+    found by the compiled :func:`~districting.partition.trees.best_window_cut`.
     """
-    local_w = weights[nodes]
-    weight_list = local_w.tolist()
+    local_w = np.ascontiguousarray(weights[nodes], dtype=np.float64)
     total = float(local_w.sum())
     windows = _windows(k, total, lower, upper)
+    k1s = np.array([w[0] for w in windows], dtype=np.int64)
+    lows = np.array([w[1] for w in windows], dtype=np.float64)
+    highs = np.array([w[2] for w in windows], dtype=np.float64)
+    unit = max(total / k, EPS)
     best: tuple[float, int, float] | None = None
-    best_cut: tuple[list[int], np.ndarray, int, int] | None = None
+    best_cut: tuple[np.ndarray, int, int, int] | None = None
     drawn = _random_trees(graph, nodes, rng)
     for _ in range(trees):
-        order_list, pred = next(drawn)
-        subtotal, size = _subtree_sums(order_list, pred, weight_list)
-        cuts = np.array(order_list[1:], dtype=np.int64)
-        sums = subtotal[cuts]
-        sizes = size[cuts]
-        for rank, (k1, lo, hi) in enumerate(windows):
-            outside = np.maximum(lo - sums, 0.0) + np.maximum(sums - hi, 0.0)
-            # Each side needs at least as many nodes as parts.
-            outside[(sizes < k1) | (len(nodes) - sizes < k - k1)] = np.inf
-            deviation = np.abs(sums - k1 * total / k)
-            pick = int(np.lexsort((deviation, outside))[0])
-            key = (float(outside[pick]) / max(total / k, EPS), rank, float(deviation[pick]))
-            if best is None or key < best:
-                best = key
-                best_cut = (order_list, size, int(cuts[pick]), k1)
-        if best is not None and best[0] <= EPS:
+        order, pred = next(drawn)
+        outside, rank, deviation, first, count, k1 = best_window_cut(
+            order, pred, local_w, total, k, k1s, lows, highs, unit)
+        key = (float(outside), int(rank), float(deviation))
+        if best is None or key < best:
+            best = key
+            best_cut = (order, int(first), int(count), int(k1))
+        if best[0] <= EPS:
             break
     assert best is not None and best_cut is not None
-    order_list, size, v, k1 = best_cut
-    first = order_list.index(v)  # in preorder, v's subtree is the run that starts at v
+    order, first, count, k1 = best_cut
     mask = np.zeros(len(nodes), dtype=bool)
-    mask[order_list[first:first + int(size[v])]] = True
+    mask[order[first:first + count]] = True
     return mask, k1, best[0] <= EPS
 
 
@@ -260,15 +243,14 @@ def _edge_arrays(edges: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _random_tree(n: int, eu: np.ndarray, ev: np.ndarray, rng: np.random.Generator,
-                 ) -> tuple[list[int], list[int]] | None:
+                 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Preorder and parents of a random spanning tree (Kruskal on shuffled edges, from a
     random root; compiled, see :mod:`districting.partition.trees`), or ``None`` when the
     edges ``(eu[i], ev[i])`` do not connect the ``n`` nodes."""
     tu, tv, ok = kruskal(n, eu, ev, rng.permutation(len(eu)))
     if not ok:
         return None
-    order, pred = preorder(n, tu, tv, int(rng.integers(n)))
-    return order.tolist(), pred.tolist()
+    return preorder(n, tu, tv, int(rng.integers(n)))
 
 
 def _best_split(

@@ -87,6 +87,20 @@ def preorder(n: int, tu: np.ndarray, tv: np.ndarray,
 
 
 @njit(cache=True)
+def subtree_sums(order: np.ndarray, pred: np.ndarray,
+                 weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weight and node count of each node's subtree, for a tree given in preorder."""
+    subtotal = weights.copy()
+    size = np.ones(len(order), dtype=np.int64)
+    for i in range(len(order) - 1, 0, -1):
+        v = order[i]
+        p = pred[v]
+        subtotal[p] += subtotal[v]
+        size[p] += size[v]
+    return subtotal, size
+
+
+@njit(cache=True)
 def _excess_sq(value: float, lower: float, upper: float) -> float:
     below = lower - value
     above = value - upper
@@ -115,13 +129,7 @@ def best_pair_cut(n: int, eu: np.ndarray, ev: np.ndarray, weights: np.ndarray,
         if not ok:
             return False, 0.0, 0.0, best_side
         order, pred = preorder(n, tu, tv, roots[t])
-        subtotal = weights.copy()
-        size = np.ones(n, dtype=np.int64)
-        for k in range(n - 1, 0, -1):
-            v = order[k]
-            p = pred[v]
-            subtotal[p] += subtotal[v]
-            size[p] += size[v]
+        subtotal, size = subtree_sums(order, pred, weights)
         pick, pick_penalty, pick_imbalance = -1, np.inf, np.inf
         for k in range(1, n):
             side = subtotal[order[k]]
@@ -139,3 +147,45 @@ def best_pair_cut(n: int, eu: np.ndarray, ev: np.ndarray, weights: np.ndarray,
             v = order[pick]
             best_side = order[pick:pick + size[v]].copy()
     return found, best_penalty, best_imbalance, best_side
+
+
+@njit(cache=True)
+def best_window_cut(order: np.ndarray, pred: np.ndarray, weights: np.ndarray, total: float,
+                    k: int, k1s: np.ndarray, lows: np.ndarray, highs: np.ndarray,
+                    unit: float) -> tuple[float, int, float, int, int, int]:
+    """The best cut of one tree (given by its preorder and parents) into a side of
+    ``k1s[r]`` parts and the rest, for the windows ``r`` of side weights
+    ``[lows[r], highs[r]]``; ``total`` is the weights' sum (as the caller has it, so
+    that the shares are the same numbers to the last bit).
+
+    A cut is scored by how far its side's weight lies outside the window (in ``unit``s;
+    infinite when a side has fewer nodes than parts), then the window's rank, then the
+    side's distance from its share ``k1 / k`` of the total; the first cut in preorder
+    wins ties. Returns ``(outside, rank, distance, first, count, k1)``: the side is the
+    run ``order[first:first + count]``.
+    """
+    n = len(order)
+    subtotal, size = subtree_sums(order, pred, weights)
+    best = (np.inf, 0, np.inf, 1, 0, 0)
+    found = False
+    for r in range(len(k1s)):
+        k1, low, high = k1s[r], lows[r], highs[r]
+        share = k1 * total / k
+        pick, pick_out, pick_dev = -1, np.inf, np.inf
+        for i in range(1, n):
+            v = order[i]
+            side = subtotal[v]
+            below = low - side
+            above = side - high
+            out = (below if below > 0.0 else 0.0) + (above if above > 0.0 else 0.0)
+            if size[v] < k1 or n - size[v] < k - k1:
+                out = np.inf
+            dev = abs(side - share)
+            if pick < 0 or out < pick_out or (out == pick_out and dev < pick_dev):
+                pick, pick_out, pick_dev = i, out, dev
+        key = pick_out / unit
+        if not found or key < best[0] or (key == best[0] and (
+                r < best[1] or (r == best[1] and pick_dev < best[2]))):
+            found = True
+            best = (key, r, pick_dev, pick, size[order[pick]], k1)
+    return best
