@@ -686,6 +686,11 @@ def _registration_districts(
         notes.append(f"settlement {sid}: the registration-point model hit its "
                      f"{norms.time_limit:.0f} s limit (registration.time_limit); the points "
                      "may differ on a faster or slower machine")
+    elif solution.status == "relaxed":
+        notes.append(f"settlement {sid}: no {p} registration districts that grow outward "
+                     f"from their points keep each within {capacity:,.0f} residents; a point "
+                     f"may serve up to {solution.capacity:,.0f} "
+                     "(raise registration.capacity_share or add candidate buildings)")
     elif solution.status == "repaired":
         notes.append(f"settlement {sid}: the registration-point model did not give connected "
                      f"districts in {solution.rounds} rounds; pieces were joined to a "

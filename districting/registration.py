@@ -16,12 +16,22 @@ on the CD graph. It is solved in two steps:
    if it finds nothing better than the cutoff, the star plan is.
 
 The star plan is kept when the rounds run out (status ``star``). A round count, not a
-clock, bounds the work, so the same input gives the same plan on any machine.
+clock, bounds the work, so the same input gives the same plan on any machine; the
+clock (``time_limit``, for the star model and all rounds together) only stops a model
+too large for its rounds, and the plan then says so (status ``feasible``).
+
+When no star plan meets the capacity in a settlement (or block) of more than
+``EXACT_CDS`` CDs, the exact model is not tried: without a plan to beat it can run for
+minutes and still stop on the clock. The star model is solved again with the capacity
+raised by the steps of ``RELAXED_CAPACITY`` instead (status ``relaxed``), which is
+quick and the same on every machine.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import time
+from dataclasses import dataclass, replace
 from functools import partial
 
 import numpy as np
@@ -34,6 +44,10 @@ from districting.partition.exact import _native_output_silenced, _solver
 
 #: Rounds of adding connectivity constraints to the exact model.
 MAX_ROUNDS = 25
+#: Without a star plan within the capacity, the exact model is tried up to this many CDs.
+EXACT_CDS = 40
+#: Capacity multiples tried, in order, in the star model when the capacity itself fails.
+RELAXED_CAPACITY = (1.25, 1.5, 2.0, 3.0)
 #: Above this many CD × candidate pairs, each CD may only go to its nearest candidates.
 FULL_PAIRS = 40_000
 NEAREST = 15
@@ -44,7 +58,8 @@ class PointPlan:
     """The chosen points (candidate indices, ascending), each CD's point (an index into
     ``chosen``), the total person-metres, and how good it is known to be: ``optimal``
     (over all connected RDs), ``star`` (optimal over RDs that grow outward from their
-    point), ``feasible`` (a solve was cut short by the time limit, so the plan may
+    point), ``relaxed`` (a star plan within ``capacity``, raised above the one asked
+    for), ``feasible`` (a solve was cut short by the time limit, so the plan may
     differ on another machine) or ``repaired`` (pieces joined to a neighbouring RD
     after the rounds ran out, where no star plan meets the capacity; the capacity may
     then be exceeded)."""
@@ -54,6 +69,8 @@ class PointPlan:
     objective: float
     status: str
     rounds: int
+    #: The capacity the plan keeps (the one asked for unless ``relaxed``).
+    capacity: float = math.inf
 
 
 class _Model:
@@ -138,9 +155,9 @@ def capacitated_p_median(
     ``cost[i, j]`` is the walk of CD ``i``'s residents to candidate ``j`` (person-
     metres), ``demand[i]`` its residents, ``home[j]`` the CD candidate ``j`` stands
     in (a chosen point serves its own CD, so two chosen points never share a CD).
-    ``time_limit`` caps each solve; a plan it cut short has status ``feasible`` and
-    may differ on another machine. Raises :class:`PartitionError` when no assignment
-    meets the capacity, or the time limit came before any plan.
+    ``time_limit`` caps all the solves together; a plan it cut short has status
+    ``feasible`` and may differ on another machine. Raises :class:`PartitionError` when
+    no assignment meets the capacity, or the time limit came before any plan.
     """
     n = cost.shape[0]
     if not 1 <= p <= len(np.unique(home)):
@@ -175,19 +192,28 @@ def _solve(
 ) -> PointPlan:
     """The star model, then the exact model with lazy connectivity cuts (see module)."""
     n = cost.shape[0]
+    clock = time.monotonic()
+
+    def left() -> float:
+        return max(1.0, time_limit - (time.monotonic() - clock))
+
     star = _Model(cost, demand, p=p, capacity=capacity, home=home, pairs=pairs)
     _star_rows(star, adjacency, steps)
-    state, best = star.solve(solver, time_limit)
+    state, best = star.solve(solver, left())
     star_state = state
+    if best is None and state == "infeasible" and n > EXACT_CDS:
+        return _relaxed_star(cost, demand, p=p, capacity=capacity, adjacency=adjacency,
+                             home=home, steps=steps, pairs=pairs, solver=solver,
+                             time_limit=left())
     exact = _Model(cost, demand, p=p, capacity=capacity, home=home, pairs=pairs)
     for rounds in range(1, MAX_ROUNDS + 1):
-        state, found = exact.solve(solver, time_limit, cutoff=None if best is None else best[2])
+        state, found = exact.solve(solver, left(), cutoff=None if best is None else best[2])
         if state == "infeasible":
             if best is None:
                 break
             # Nothing connected or not beats the star plan: it is optimal if it was proven.
             return PointPlan(*best, status="optimal" if star_state == "optimal" else "feasible",
-                             rounds=rounds)
+                             rounds=rounds, capacity=capacity)
         if found is None:
             break
         chosen, assignment, objective = found
@@ -195,13 +221,14 @@ def _solve(
         pieces = _cut_off(adjacency, assignment, roots)
         if not pieces:
             return PointPlan(chosen, assignment, objective,
-                             "optimal" if state == "optimal" else "feasible", rounds)
-        if state == "feasible" and best is not None:
+                             "optimal" if state == "optimal" else "feasible", rounds, capacity)
+        spent = state == "feasible" or time.monotonic() - clock >= time_limit
+        if spent and best is not None:
             break  # the time limit cut this round short; more rounds would cost as much
-        if rounds == MAX_ROUNDS and best is None:
+        if best is None and (rounds == MAX_ROUNDS or spent):
             _join_pieces(adjacency, assignment, roots, cost[:, chosen])
             objective = float(cost[np.arange(n), np.array(chosen)[assignment]].sum())
-            return PointPlan(chosen, assignment, objective, "repaired", rounds)
+            return PointPlan(chosen, assignment, objective, "repaired", rounds, capacity)
         for point, piece in pieces:
             j = chosen[point]
             around = _neighbours(adjacency, piece)
@@ -212,13 +239,35 @@ def _solve(
                                                     if (v, j) in exact.x))
     if best is not None:
         return PointPlan(*best, status="star" if star_state == "optimal" else "feasible",
-                         rounds=MAX_ROUNDS)
+                         rounds=MAX_ROUNDS, capacity=capacity)
     if "none" in (star_state, state):
         raise PartitionError(f"the registration-point model found no plan within "
                              f"{time_limit:.0f} s; raise registration.time_limit")
     raise PartitionError(
         f"no assignment of CDs to {p} point(s) keeps each within {capacity:,.0f} "
         "residents; raise registration.capacity_share or the number of points"
+    )
+
+
+def _relaxed_star(
+    cost: np.ndarray, demand: np.ndarray, *, p: int, capacity: float,
+    adjacency: sp.csr_matrix, home: np.ndarray, steps: np.ndarray,
+    pairs: list[tuple[int, int]], solver: str, time_limit: float,
+) -> PointPlan:
+    """The star plan at the first capacity of :data:`RELAXED_CAPACITY` that allows one
+    (status ``relaxed``); raises :class:`PartitionError` when none does."""
+    clock = time.monotonic()
+    for factor in RELAXED_CAPACITY:
+        model = _Model(cost, demand, p=p, capacity=capacity * factor, home=home, pairs=pairs)
+        _star_rows(model, adjacency, steps)
+        state, found = model.solve(solver, max(1.0, time_limit - (time.monotonic() - clock)))
+        if found is not None:
+            plan = PointPlan(*found, status="relaxed", rounds=0, capacity=capacity * factor)
+            return plan if state == "optimal" else replace(plan, status="feasible")
+    raise PartitionError(
+        f"no assignment of CDs to {p} point(s) keeps each within "
+        f"{capacity * RELAXED_CAPACITY[-1]:,.0f} residents, even growing outward from "
+        "their points; raise registration.capacity_share or the number of points"
     )
 
 

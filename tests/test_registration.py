@@ -183,3 +183,37 @@ def test_two_candidates_in_one_cd_are_never_both_chosen() -> None:
     with pytest.raises(PartitionError, match="candidates in 2 CD"):
         capacitated_p_median(cost, np.ones(4), p=3, capacity=4, adjacency=adj, home=home,
                              time_limit=30)
+
+
+def test_a_large_settlement_without_a_star_plan_relaxes_the_capacity_quickly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import districting.registration as registration
+
+    # The cycle where only the exact model meets the capacity: above EXACT_CDS CDs the
+    # exact model is not tried, and the star plan at a raised capacity is kept.
+    adj, demand, home, cost = cycle_instance()
+    monkeypatch.setattr(registration, "EXACT_CDS", 4)
+    plan = capacitated_p_median(cost, demand, p=2, capacity=6, adjacency=adj, home=home,
+                                time_limit=30)
+    assert plan.status == "relaxed" and plan.rounds == 0
+    assert plan.capacity == 6 * registration.RELAXED_CAPACITY[0]
+    check_plan(plan, cost, demand, adj, home, p=2, capacity=plan.capacity)
+    assert max(demand[plan.assignment == t].sum() for t in range(2)) > 6  # it was needed
+
+
+def test_rounds_stop_when_the_time_limit_is_spent(monkeypatch: pytest.MonkeyPatch) -> None:
+    import districting.registration as registration
+
+    # Every round ends past the time limit: without a star plan, the first round's
+    # pieces are joined to a neighbour at once instead of going on for MAX_ROUNDS.
+    monkeypatch.setattr(registration, "_star_rows",
+                        lambda model, adjacency, steps: model.problem.addConstraint(
+                            pulp.lpSum(model.y.values()) >= len(model.y) + 1))
+    clock = iter(float(t) for t in range(0, 1000, 50))
+    monkeypatch.setattr(registration.time, "monotonic", lambda: next(clock))
+    adj, cost = split_path()
+    plan = capacitated_p_median(cost, np.ones(5), p=2, capacity=5, adjacency=adj,
+                                home=np.array([0, 4]), time_limit=30)
+    assert plan.status == "repaired" and plan.rounds == 1
+    check_plan(plan, cost, np.ones(5), adj, np.array([0, 4]), p=2, capacity=5)
