@@ -8,9 +8,9 @@ gives the same result in this process, in a worker process or on a Dask cluster.
 
 A very large city (more than ``split_units`` units) is first cut into **blocks** of
 whole instructor districts, so that it does not hold up the run as one long task:
-recursive bisection of its units by workload, along the longer side each time, with
-each block's share of the cuts in proportion to the instructor districts its workload
-fills. A block's territory is the union of its units' Voronoi tiles in the city, and
+recursive bisection of its units along the longer side each time, each cut near the
+share of the units its side will plan, moved to a whole ID's worth of workload. A
+block's territory is the union of its units' Voronoi tiles in the city, and
 each block is planned as its own task; :func:`merge_blocks` then joins the blocks'
 districts into one plan of the city, numbered block by block. CDs, IDs and RDs never
 cross a block's edge.
@@ -43,7 +43,7 @@ from districting.workload import district_target, walking_minutes
 #: Streets this far beyond a settlement's bounding box are kept for its walks (metres).
 STREET_MARGIN_M = 2_000.0
 #: Settlements of more units than this are planned in blocks (see the module docstring).
-SPLIT_UNITS = 20_000
+SPLIT_UNITS = 4_000
 #: Unit columns a settlement's planning reads.
 TASK_COLUMNS = ("unit_id", "building_id", "address", "function", "residents", "households",
                 "workload", "footprint")
@@ -232,9 +232,10 @@ def city_blocks(xy: np.ndarray, workload: np.ndarray, *, blocks: int,
                 config: Config) -> list[np.ndarray]:
     """Rows of each block of a large city, in reading order of the blocks' centres.
 
-    Recursive bisection by workload along the longer side; the cut gives each side a
-    share of the city's instructor districts (each ``span_target`` CDs of the target
-    workload) in proportion to the blocks it will hold, so blocks end on whole IDs.
+    Recursive bisection along the longer side. Each cut gives each side about its
+    share of the units (the planning effort follows the unit count), moved to the
+    nearest whole instructor district of workload (``span_target`` CDs of the target
+    workload), so that blocks end on whole IDs.
     """
     per_id = config.instructor.span_target * district_target(
         workload=config.workload, counting=config.counting)
@@ -249,8 +250,10 @@ def city_blocks(xy: np.ndarray, workload: np.ndarray, *, blocks: int,
         cumulative = np.cumsum(workload[order])
         total = float(cumulative[-1]) if len(cumulative) else 0.0
         ids = max(count, round(total / per_id)) if per_id > 0 else count
-        share = round(ids * first / count) / ids if ids else first / count
-        cut = int(np.searchsorted(cumulative, total * share))
+        # Cut near the unit-count share, moved to the nearest whole ID of workload.
+        near = cumulative[max(0, len(order) * first // count - 1)] if len(order) else 0.0
+        whole = min(max(round(ids * near / total), 1), ids - 1) if total > 0 else first
+        cut = int(np.searchsorted(cumulative, total * whole / ids))
         cut = min(max(cut, first), len(order) - (count - first))
         return split(np.sort(order[:cut]), first) + split(np.sort(order[cut:]), count - first)
 

@@ -155,10 +155,16 @@ def _settlement_buildings(place: Settlement, index: int, *, seed: int) -> gpd.Ge
         residents.append(0)
         kinds.append("non_residential")
     n = len(dwellings)
-    # Blocks near the centre on a wide grid, houses around them on a tight one.
-    spacing = np.where(np.array(dwellings) > 1, 70.0, spacing_house)
+    # Blocks near the centre on a wide grid, houses around them on a tight one; the
+    # services spread evenly among the blocks (a village's school in its middle).
+    size = np.array(dwellings, dtype=float)
+    housing = np.sort(size[:n - len(services)])[::-1]
+    spread = (np.arange(len(services)) + 0.5) * max(n_blocks, 1) / len(services)
+    if len(housing):
+        size[n - len(services):] = housing[np.minimum(spread.astype(int), len(housing) - 1)] + 0.5
+    spacing = np.where(size > 1, 70.0, spacing_house)
     side = max(1, math.ceil(math.sqrt(n)))
-    ring = np.argsort(np.argsort(-np.array(dwellings), kind="stable"), kind="stable")
+    ring = np.argsort(np.argsort(-size, kind="stable"), kind="stable")
     gx, gy = ring % side - side / 2, ring // side - side / 2
     scale = float(np.average(spacing))
     xs = centre[0] + gx * scale + rng.uniform(-6, 6, n)

@@ -306,6 +306,49 @@ def test_a_large_city_is_planned_in_blocks_of_whole_ids(register: Path, serial: 
     assert layer_bytes(distributed, tmp_path / "a") == layer_bytes(blocks, tmp_path / "b")
 
 
+def test_city_blocks_share_the_units_and_end_on_whole_ids() -> None:
+    from districting.settlement import city_blocks
+    from districting.workload import district_target
+
+    # A dense centre of heavy blocks of flats and a wide ring of light houses: blocks
+    # cut by workload alone would put most of the units in one task.
+    rng = np.random.default_rng(3)
+    centre = rng.uniform(-500, 500, size=(400, 2))
+    ring = rng.uniform(-3000, 3000, size=(4000, 2))
+    ring = ring[np.abs(ring).max(axis=1) > 600]
+    xy = np.vstack([centre, ring])
+    workload = np.r_[np.full(len(centre), 900.0), np.full(len(ring), 30.0)]
+    config = Config()
+    per_id = config.instructor.span_target * district_target(
+        workload=config.workload, counting=config.counting)
+    parts = city_blocks(xy, workload, blocks=4, config=config)
+    assert sorted(np.concatenate(parts).tolist()) == list(range(len(xy)))
+    sizes = [len(rows) for rows in parts]
+    assert max(sizes) < 2 * min(sizes), sizes
+    ids = np.array([workload[rows].sum() / per_id for rows in parts])
+    total_ids = workload.sum() / per_id
+    # each block but the last of a cut holds whole IDs of the city's mean workload
+    mean_id = workload.sum() / round(total_ids)
+    whole = [workload[rows].sum() / mean_id for rows in parts]
+    assert sum(abs(w - round(w)) < 0.05 for w in whole) >= 2, whole
+    assert ids.min() > 0
+
+
+def test_a_city_has_its_services_among_its_blocks_not_at_its_edge() -> None:
+    from districting.synth_country import Settlement, _settlement_buildings
+
+    city = Settlement("100001100", "Синтетический", "city", 120_000)
+    frame = _settlement_buildings(city, 0, seed=1)
+    xy = shapely.get_coordinates(frame.geometry.to_numpy())
+    distance = np.linalg.norm(xy - xy.mean(axis=0), axis=1)
+    services = frame["function"].to_numpy() != ""
+    flats = frame["dwellings"].to_numpy() > 1
+    assert services.sum() >= 4
+    # the services stand among the blocks of flats, not beyond the houses
+    assert distance[services].max() <= distance[flats].max() + 100
+    assert np.ptp(xy[services, 1]) > 0.5 * np.ptp(xy[flats, 1])
+
+
 # ---------------------------------------------------------------- streets near a settlement
 
 
