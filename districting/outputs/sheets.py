@@ -29,6 +29,7 @@ import html
 import io
 import logging
 import math
+import multiprocessing
 import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -41,16 +42,13 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.patches import PathPatch
-from matplotlib.path import Path as MplPath
-from matplotlib.transforms import offset_copy
 from openpyxl import Workbook
+from openpyxl.cell.cell import MergedCell
 from openpyxl.drawing.image import Image as XlsxImage
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.hyperlink import Hyperlink
+from openpyxl.worksheet.merge import MergedCellRange
 from openpyxl.worksheet.worksheet import Worksheet
 from scipy.spatial import cKDTree
 from shapely.geometry.base import BaseGeometry
@@ -58,6 +56,7 @@ from shapely.geometry.base import BaseGeometry
 from districting.errors import DistrictingError
 from districting.layers import PlanLayers
 from districting.outputs.numbers import as_number
+from districting.outputs.raster import MapData, map_png
 from districting.outputs.writer import pick_language, save_workbook, write_bytes_atomic
 
 logger = logging.getLogger(__name__)
@@ -164,14 +163,11 @@ _SVG_WIDTH = 700.0
 _SVG_MAX_HEIGHT = 430.0
 #: Districts with more located units than this get a taller map (up to a square).
 _DENSE_UNITS = 40
-#: Route numbers the small PNG map of a CD draws at most (matplotlib text is slow, and
-#: more would not be readable at that size).
+#: Route numbers the small PNG map of a CD draws at most (more would not be readable
+#: at that size).
 _PNG_MAX_LABELS = 60
 _SVG_MIN_HEIGHT = 220.0
 _SVG_PAD = 18.0
-#: Size of the PNG map in the workbooks: at most this many inches at this resolution.
-_PNG_INCHES = 5.0
-_PNG_DPI = 96
 _SHEET_TITLE_MAX = 31
 
 
@@ -500,8 +496,11 @@ def write_field_sheets(
     (out_dir / "html").mkdir(parents=True, exist_ok=True)
     jobs = [(id_sheet, by_id.get(id_sheet.code, []), out_dir, lang) for id_sheet in id_sheets]
     if workers > 1 and len(jobs) > 1:
-        # Each instructor's workbook and page is independent of the others.
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # Each instructor's workbook and page is independent of the others. The workers
+        # start from a fresh server process, not a fork of this one, which may be
+        # running other threads (see outputs.bundle).
+        with ProcessPoolExecutor(max_workers=workers,
+                                 mp_context=multiprocessing.get_context("forkserver")) as pool:
             list(pool.map(_write_instructor_files, jobs,
                           chunksize=max(1, len(jobs) // (8 * workers))))
     else:
@@ -716,7 +715,7 @@ def _xlsx_cd_sheet(ws: Worksheet, sheet: _CdSheet, lang: str, styles: _Styles) -
     if sheet.unvisited:
         row += 1
         ws.cell(row=row, column=1, value=text["unvisited"]).font = Font(italic=True, bold=True)
-        ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=len(_CD_WIDTHS))
+        _merge(ws, row, 1, len(_CD_WIDTHS))
         for unit in sheet.unvisited:
             row += 1
             _xlsx_row(ws, row, unit.cells(), styles=styles, decimals=(8,))
@@ -724,10 +723,10 @@ def _xlsx_cd_sheet(ws: Worksheet, sheet: _CdSheet, lang: str, styles: _Styles) -
     _xlsx_row(ws, row, sheet.total, styles=styles, bold=True, decimals=(8,))
     row += 2
     ws.cell(row=row, column=1, value=text["route"]).font = _BOLD
-    ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=2)
+    _merge(ws, row, 1, 2)
     ws.cell(row=row, column=3, value=sheet.tour_km or None).number_format = "0.00"
     ws.cell(row=row, column=4, value=text["naive"])
-    ws.merge_cells(start_row=row, start_column=4, end_row=row, end_column=6)
+    _merge(ws, row, 4, 6)
     ws.cell(row=row, column=7, value=sheet.naive_km or None).number_format = "0.00"
     png = _map_png(sheet, text)
     if png is not None:
@@ -743,26 +742,43 @@ def _xlsx_header(ws: Worksheet, title: str, sheet: _CdSheet | _IdSheet,
     for index, width in enumerate(widths, start=1):
         ws.column_dimensions[get_column_letter(index)].width = width
     ws.cell(row=1, column=1, value=title).font = Font(bold=True, size=14)
-    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=ncols)
+    _merge(ws, 1, 1, ncols)
     row = 2
     for label, value in sheet.header:
         ws.cell(row=row, column=1, value=label).font = _BOLD
-        ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=2)
+        _merge(ws, row, 1, 2)
         ws.cell(row=row, column=3, value=value)
-        ws.merge_cells(start_row=row, start_column=3, end_row=row, end_column=ncols)
+        _merge(ws, row, 3, ncols)
         row += 1
     for label in sheet.signers:
         row += 1
         ws.row_dimensions[row].height = 24
         ws.cell(row=row, column=1, value=label).font = _BOLD
-        ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=2)
+        _merge(ws, row, 1, 2)
         for column in (*range(3, ncols - 2), ncols - 1, ncols):
             ws.cell(row=row, column=column).border = _LINE
-        ws.merge_cells(start_row=row, start_column=3, end_row=row, end_column=ncols - 3)
+        _merge(ws, row, 3, ncols - 3, underline=True)
         sign = ws.cell(row=row, column=ncols - 2, value=text["signature"])
         sign.alignment = Alignment(horizontal="right")
-        ws.merge_cells(start_row=row, start_column=ncols - 1, end_row=row, end_column=ncols)
+        _merge(ws, row, ncols - 1, ncols, underline=True)
     return row + 2
+
+
+def _merge(ws: Worksheet, row: int, first: int, last: int, *, underline: bool = False) -> None:
+    """Merge columns ``first``–``last`` of a row: what ``ws.merge_cells`` writes (the
+    covered cells underlined too when ``underline``; no other border is used here),
+    without its restyling cell by cell (a national plan has hundreds of thousands)."""
+    merged = MergedCellRange(ws, f"{get_column_letter(first)}{row}:{get_column_letter(last)}{row}")
+    ws.merged_cells.add(merged)
+    style = None
+    for column in range(first + 1, last + 1):
+        cell = MergedCell(ws, row=row, column=column)
+        ws._cells[row, column] = cell
+        if underline and style is None:
+            cell.border += _LINE  # as merge_cells adds the start cell's bottom border
+            style = copy(cell._style)
+        elif underline:
+            cell._style = copy(style)
 
 
 def _xlsx_table_head(ws: Worksheet, row: int, labels: Sequence[str]) -> None:
@@ -824,20 +840,7 @@ def _sheet_title(code: str, used: set[str]) -> str:
 # ---------------------------------------------------------------- maps
 
 
-@dataclass(frozen=True)
-class _MapData:
-    """A CD's map in its own metres: shape rings, route, labelled dots."""
-
-    rings: list[np.ndarray]  # closed rings; exteriors counter-clockwise, holes clockwise
-    route: np.ndarray  # (k, 2) visited units in route order
-    labels: list[tuple[float, float, str]]  # one label per location of visited units
-    first: tuple[float, float] | None
-    idle: np.ndarray  # (m, 2) units not visited
-    bounds: tuple[float, float, float, float]
-    spacing: float | None  # median distance from a labelled place to its nearest one, m
-
-
-def _map_data(sheet: _CdSheet) -> _MapData | None:
+def _map_data(sheet: _CdSheet) -> MapData | None:
     rings: list[np.ndarray] = []
     if sheet.shape is not None:
         oriented = shapely.orient_polygons(sheet.shape)
@@ -868,7 +871,7 @@ def _map_data(sheet: _CdSheet) -> _MapData | None:
         places = np.array(list(grouped), dtype=float)
         distances, _ = cKDTree(places).query(places, k=2)
         spacing = float(np.median(distances[:, 1]))
-    return _MapData(rings, route, labels, first, idle,
+    return MapData(rings, route, labels, first, idle,
                     (float(minx), float(miny), float(maxx), float(maxy)), spacing)
 
 
@@ -985,52 +988,13 @@ def _svg_map(sheet: _CdSheet, text: dict[str, str]) -> str:
 
 
 def _map_png(sheet: _CdSheet, text: dict[str, str]) -> bytes | None:
-    """The CD's map as PNG bytes (matplotlib, Agg), identical for identical sheets."""
+    """The CD's map as PNG bytes (see :mod:`districting.outputs.raster`)."""
     data = _map_data(sheet)
     if data is None:
         return None
-    minx, miny, maxx, maxy = data.bounds
-    dx, dy = max(maxx - minx, 1.0), max(maxy - miny, 1.0)
-    aspect = min(max(dy / dx, 0.4), 1.4)
-    figure = Figure(figsize=(_PNG_INCHES, _PNG_INCHES * aspect), dpi=_PNG_DPI)
-    FigureCanvasAgg(figure)
-    axes = figure.add_axes((0.02, 0.02, 0.96, 0.96))
-    axes.set_axis_off()
-    axes.set_aspect("equal", adjustable="box")
-    if data.rings:
-        codes: list[np.uint8] = []
-        for ring in data.rings:
-            codes += [MplPath.MOVETO] + [MplPath.LINETO] * (len(ring) - 2) + [MplPath.CLOSEPOLY]
-        path = MplPath(np.concatenate(data.rings), np.asarray(codes, dtype=np.uint8))
-        axes.add_patch(PathPatch(path, facecolor="#fff4d6", edgecolor="#8a6d1f", linewidth=1.2))
-    if len(data.route) > 1:
-        axes.plot(data.route[:, 0], data.route[:, 1], color="#1f4e9a", linewidth=1.0,
-                  alpha=0.8)
-    if len(data.idle):
-        axes.scatter(data.idle[:, 0], data.idle[:, 1], s=12, facecolor="white",
-                     edgecolor="#555555", linewidth=0.8, zorder=3)
-    if len(data.route):
-        axes.scatter(data.route[:, 0], data.route[:, 1], s=14, color="#c62828", zorder=4)
-    if data.first is not None:
-        axes.scatter([data.first[0]], [data.first[1]], s=36, color="#2e7d32", zorder=5,
-                     edgecolor="white", linewidth=0.6)
-    # the axes' width in points over the data's width: about the scale, for the label size
-    points_per_m = 0.96 * _PNG_INCHES * 72 / dx
-    gap = math.inf if data.spacing is None else data.spacing * points_per_m
-    font = min(max(0.5 * gap, 5.0), 7.0)
-    beside = offset_copy(axes.transData, fig=figure, x=2.5, y=2.5, units="points")
-    for x, y, label in _png_labels(data.labels):
-        axes.text(x, y, label, fontsize=font, fontweight="bold", zorder=6, transform=beside)
-    pad = 0.04 * max(dx, dy)
-    axes.set_xlim(minx - pad, maxx + pad)
-    axes.set_ylim(miny - 2.5 * pad, maxy + pad)
-    bar = _scale_bar(dx)
-    bar_y = miny - 1.8 * pad
-    axes.plot([minx, minx + bar], [bar_y, bar_y], color="black", linewidth=1.5)
-    axes.text(minx + bar, bar_y, f"  {_length_label(bar, text)}", fontsize=7, va="center")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
+    data = replace(data, labels=_png_labels(data.labels))
+    bar = _scale_bar(max(data.bounds[2] - data.bounds[0], 1.0))
+    return map_png(data, bar_m=bar, bar_label=_length_label(bar, text))
 
 
 # ---------------------------------------------------------------- HTML
