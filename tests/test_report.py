@@ -26,6 +26,7 @@ from districting.outputs.report import (
     _panel_layout,
     _utilization_bounds,
     build_report,
+    map_settlements,
     write_report,
 )
 from districting.pipeline import _registration_walk, _spans, _utilization, plan_from_file
@@ -318,6 +319,33 @@ def test_several_settlements_get_panels_that_do_not_overlap(tmp_path: Path) -> N
     assert "&lt;Second&gt; town (431020000)" in page and "<Second>" not in page
     counts = section(page, TEXT["en"]["s2"])
     assert row_of(counts, TEXT["en"]["cds"])[1] == str(len(layers.counting_districts))
+
+
+def test_a_national_plan_maps_its_largest_settlements_and_says_so(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    first = grid_plan()
+    second = {name: frame.copy() for name, frame in grid_plan(rows=6, cols=4, cd_cols=2).items()}
+    other = "431020000"
+    for frame in second.values():
+        for column in ("settlement_id", "cd_code", "id_code", "rd_code"):
+            if column in frame:
+                frame[column] = frame[column].str.replace(SETTLEMENT, other, regex=False)
+        frame.geometry = frame.translate(xoff=5000.0)
+    second["settlements"]["residents"] = first["settlements"]["residents"] * 10
+    layers = PlanLayers(**{
+        name: gpd.GeoDataFrame(pd.concat([first[name], second[name]], ignore_index=True),
+                               crs=first[name].crs)
+        for name in first
+    })
+    assert list(map_settlements(layers)["settlement_id"]) == [SETTLEMENT, other]
+    monkeypatch.setattr("districting.outputs.report.MAP_PANELS", 1)
+    assert list(map_settlements(layers)["settlement_id"]) == [other]  # the larger one
+    page = build_report(layers, grid_summary(layers, Config()), config=Config(), lang="en")
+    caption = TEXT["en"]["map_some"].format(shown=1, total=2)
+    assert caption in html.unescape(page)
+    everything = build_report(first_only := PlanLayers(**first), grid_summary(
+        first_only, Config()), config=Config(), lang="en")
+    assert "largest of" not in everything
 
 
 @pytest.fixture(scope="module")

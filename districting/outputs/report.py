@@ -54,6 +54,8 @@ from districting.staffing import (
 DPI = 150
 #: Width of the overview map, in inches (its height follows the settlements' shapes).
 MAP_WIDTH_IN = 8.0
+#: The overview map draws at most this many settlements, those with most residents.
+MAP_PANELS = 24
 #: Size of the utilisation histogram, in inches.
 HISTOGRAM_SIZE_IN = (7.5, 3.2)
 
@@ -154,6 +156,8 @@ TEXT: dict[str, dict[str, str]] = {
         "map_alt": "Обзорная карта счётных и инструкторских участков",
         "map_note": "Цвета лишь различают соседние счётные участки. Подписи — номера "
                     "инструкторских участков.",
+        "map_some": "Показаны {shown} крупнейших из {total} населённых пунктов; все они "
+                    "есть в map.html и plan.gpkg.",
         "legend_cd": "Счётный участок",
         "legend_id": "Граница инструкторского участка",
         "legend_settlement": "Граница населённого пункта",
@@ -260,6 +264,8 @@ TEXT: dict[str, dict[str, str]] = {
         "map_alt": "Overview map of the counting and instructor districts",
         "map_note": "Colours only tell neighbouring counting districts apart. Labels are "
                     "the instructor districts' numbers.",
+        "map_some": "The {shown} largest of {total} settlements are shown; every one is in "
+                    "map.html and plan.gpkg.",
         "legend_cd": "Counting district",
         "legend_id": "Instructor-district border",
         "legend_settlement": "Settlement border",
@@ -352,7 +358,8 @@ def build_report(
         _section_staffing(layers, config=config, lang=lang, t=t),
         _section_warnings(layers, summary, t=t, lang=lang),
         _section_inputs(summary, config=config, t=t, lang=lang),
-        _section_map(overview, t=t),
+        _section_map(overview, shown=len(map_settlements(layers)),
+                     total=len(layers.settlements), t=t, lang=lang),
     ])
     return (
         "<!DOCTYPE html>\n"
@@ -570,8 +577,11 @@ def _section_inputs(
     return _section(t["s6"], "".join(parts))
 
 
-def _section_map(png: bytes, *, t: dict[str, str]) -> str:
-    return _section(t["s7"], _figure(png, alt=t["map_alt"], caption=t["map_note"]))
+def _section_map(png: bytes, *, shown: int, total: int, t: dict[str, str], lang: str) -> str:
+    caption = t["map_note"]
+    if shown < total:
+        caption += " " + t["map_some"].format(shown=shown, total=whole(total, lang))
+    return _section(t["s7"], _figure(png, alt=t["map_alt"], caption=caption))
 
 
 # ---------------------------------------------------------------- figures of the plan
@@ -699,8 +709,10 @@ def overview_map_png(layers: PlanLayers, *, lang: str = "ru") -> bytes:
     settlements outlined; each panel has its own scale bar. No basemap.
     """
     t = report_text(lang)
-    settlements = layers.settlements.reset_index(drop=True)
-    colours = colour_counting_districts(layers.counting_districts)
+    settlements = map_settlements(layers)
+    shown = set(settlements["settlement_id"])
+    cds = layers.counting_districts
+    colours = colour_counting_districts(cds.loc[cds["settlement_id"].isin(shown)])
     panels = _panel_layout(settlements)
     height = max((y + h for _, y, _, h in panels), default=2.0) + _LEGEND_IN
     with style_context("default"):
@@ -714,6 +726,16 @@ def overview_map_png(layers: PlanLayers, *, lang: str = "ru") -> bytes:
         fig.legend(handles=_legend_handles(t), loc="lower center", ncols=2, fontsize=8,
                    frameon=False, bbox_to_anchor=(0.5, 0.0))
         return _png(fig)
+
+
+def map_settlements(layers: PlanLayers) -> gpd.GeoDataFrame:
+    """The settlements the overview map draws, in the layer's order: all of them, or
+    the :data:`MAP_PANELS` with most residents (a national plan has thousands)."""
+    settlements = layers.settlements.reset_index(drop=True)
+    if len(settlements) <= MAP_PANELS:
+        return settlements
+    largest = np.argsort(-settlements["residents"].to_numpy(), kind="stable")[:MAP_PANELS]
+    return settlements.iloc[np.sort(largest)].reset_index(drop=True)
 
 
 #: Panels flatter than this (height / width) take a whole row of the overview map.
