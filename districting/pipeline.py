@@ -208,8 +208,11 @@ def assemble_layers(
     id_code = np.empty(n, dtype=object)
     rd_code = np.empty(n, dtype=object)
     visit_order = np.zeros(n, dtype=np.int64)
-    cd_rows, id_rows, rd_rows, point_rows, edge_rows = [], [], [], [], []
-    cd_geoms, id_geoms, rd_geoms, point_geoms, edge_geoms = [], [], [], [], []
+    cd_rows, id_rows, rd_rows, point_rows = [], [], [], []
+    cd_geoms, id_geoms, rd_geoms, point_geoms = [], [], [], []
+    edge_ends: list[np.ndarray] = [np.zeros((0, 2), dtype=np.int64)]
+    edge_lengths: list[np.ndarray] = [np.zeros(0)]
+    edge_kinds: list[np.ndarray] = [np.zeros(0, dtype=object)]
     capacity = (config.counting.capacity_minutes if config.workload.basis == "workload"
                 else config.counting.target_residents)
     unit_ids = units["unit_id"].to_numpy()
@@ -277,11 +280,9 @@ def assemble_layers(
                 "function": str(units["function"].iloc[point]),
             })
             point_geoms.append(points[point])
-        for (u, v), length, kind in zip(graph.edges, graph.lengths, graph.edge_kind,
-                                        strict=True):
-            edge_rows.append({"u": unit_ids[pos[u]], "v": unit_ids[pos[v]],
-                              "length_m": float(length), "kind": str(kind)})
-            edge_geoms.append(shapely.LineString([points[pos[u]], points[pos[v]]]))
+        edge_ends.append(pos[np.asarray(graph.edges, dtype=np.int64).reshape(-1, 2)])
+        edge_lengths.append(np.asarray(graph.lengths, dtype=float))
+        edge_kinds.append(np.asarray(graph.edge_kind, dtype=object))
     unit_frame = units.assign(cd_code=cd_code, id_code=id_code, rd_code=rd_code,
                               visit_order=visit_order)
     settlement_sums = units.groupby("settlement_id")[["residents", "workload"]].sum()
@@ -295,6 +296,17 @@ def assemble_layers(
         data = pd.DataFrame(rows, columns=LAYER_FIELDS[name])
         return gpd.GeoDataFrame(data, geometry=list(geoms), crs=crs)
 
+    # The graph's edges in one go: a unit graph has about three edges per unit.
+    ends = np.concatenate(edge_ends)
+    xy = shapely.get_coordinates(points)
+    edges = gpd.GeoDataFrame(
+        {"u": unit_ids[ends[:, 0]], "v": unit_ids[ends[:, 1]],
+         "length_m": np.concatenate(edge_lengths),
+         "kind": [str(kind) for kind in np.concatenate(edge_kinds)]},
+        columns=LAYER_FIELDS["unit_adjacency"],
+        geometry=shapely.linestrings(np.stack([xy[ends[:, 0]], xy[ends[:, 1]]], axis=1)),
+        crs=crs)
+
     return PlanLayers(
         units=gpd.GeoDataFrame(unit_frame[LAYER_FIELDS["units"]], geometry=unit_frame.geometry,
                                crs=crs),
@@ -302,7 +314,7 @@ def assemble_layers(
         instructor_districts=frame(id_rows, id_geoms, "instructor_districts"),
         registration_districts=frame(rd_rows, rd_geoms, "registration_districts"),
         registration_points=frame(point_rows, point_geoms, "registration_points"),
-        unit_adjacency=frame(edge_rows, edge_geoms, "unit_adjacency"),
+        unit_adjacency=edges,
         settlements=gpd.GeoDataFrame(settlement_frame[LAYER_FIELDS["settlements"]],
                                      geometry=settlement_frame.geometry, crs=crs),
     )

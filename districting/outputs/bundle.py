@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from districting.config import Config
@@ -52,11 +53,19 @@ def write_plan(
         write_staffing_xlsx(staffing, staging / "staffing.xlsx", config=norms, lang=lang)
         sheets = staging / "sheets"
         sheets.mkdir()
-        write_field_sheets(result.layers, sheets, lang=lang, period=norms.period,
-                           workers=workers)
-        write_map(result.layers, staging / "map.html", title=title, tiles=tiles)
-        write_report(result.layers, result.summary, staging / "report.html", config=norms,
-                     lang=lang, overview_png=staging / "overview.png")
+        with ThreadPoolExecutor(max_workers=1) as background:
+            # With worker processes, the sheets are written there while this process
+            # draws the map and the report; without, one after the other.
+            written = background.submit(
+                write_field_sheets, result.layers, sheets, lang=lang, period=norms.period,
+                workers=workers) if workers > 1 else None
+            if written is None:
+                write_field_sheets(result.layers, sheets, lang=lang, period=norms.period)
+            write_map(result.layers, staging / "map.html", title=title, tiles=tiles)
+            write_report(result.layers, result.summary, staging / "report.html",
+                         config=norms, lang=lang, overview_png=staging / "overview.png")
+            if written is not None:
+                written.result()
         for name, source in (extra_files or {}).items():
             shutil.copyfile(source, staging / name)
         write_json(result.summary, staging / "summary.json")

@@ -430,9 +430,9 @@ def colour_districts(
 
     Two districts are neighbours when their territories touch (within
     :data:`ADJACENCY_TOLERANCE_M`; a shared corner counts). The colouring is a
-    greedy DSatur colouring of that graph over the districts in code order, so
-    it is deterministic. Should the graph ever need more colours than the
-    palette has, colours are reused (with a logged warning).
+    greedy DSatur colouring of that graph over the districts in code order (each
+    connected part of it on its own), so it is deterministic. Should the graph ever
+    need more colours than the palette has, colours are reused (with a logged warning).
 
     Parameters
     ----------
@@ -468,7 +468,12 @@ def colour_districts(
         graph.add_edges_from(sorted(edges))
     if graph.number_of_nodes() == 0:
         return {}
-    colour_index: dict[str, int] = nx.greedy_color(graph, strategy="DSATUR")
+    # networkx's DSatur takes time quadratic in the nodes it colours (minutes for a
+    # national plan's CDs); districts of different settlements never touch, so each
+    # connected part of the graph is coloured on its own.
+    colour_index: dict[str, int] = {}
+    for part in nx.connected_components(graph):
+        colour_index.update(nx.greedy_color(graph.subgraph(part), strategy="DSATUR"))
     n_colours = max(colour_index.values()) + 1
     if n_colours > len(palette):
         logger.warning(
