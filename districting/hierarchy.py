@@ -74,6 +74,9 @@ class SettlementPlan:
     #: households, which is not visited), and each CD's length walked in register order.
     visit_order: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     naive_m: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: The CDs', IDs' and RDs' territories, when dissolved where the plan was made (a
+    #: worker process); ``None`` leaves them to be dissolved when the layers are built.
+    territories: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def cd_code(self, cd: int) -> str:
         return f"{self.id_code(int(self.id_of_cd[cd]))}-{cd + 1:03d}"

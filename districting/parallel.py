@@ -31,7 +31,8 @@ from districting.settlement import SPLIT_UNITS, SettlementOutcome, SettlementTas
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "districting-checkpoint/1"
+#: Raised whenever a checkpoint's outcome changes shape (2: with the district territories).
+CHECKPOINT_FORMAT = "districting-checkpoint/2"
 CHECKPOINT_SUFFIX = ".pkl"
 
 

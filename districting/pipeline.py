@@ -24,7 +24,7 @@ from districting.parallel import Execution, run_settlements
 from districting.register import RawRegister, read_register
 from districting.settlement import join_blocks, settlement_tasks
 from districting.staffing import staffing_summary, staffing_table
-from districting.territory import dissolve
+from districting.territory import district_territories
 from districting.units import settlement_polygons, units_from_register
 from districting.validate import raise_for_errors, validate_register
 from districting.workload import district_target
@@ -230,7 +230,8 @@ def assemble_layers(
         visit_order[pos] = plan.visit_order
         id_code[pos] = [ids[plan.id_of_cd[c]] for c in plan.cd_of_node]
         rd_code[pos] = [rds[plan.rd_of_cd[c]] for c in plan.cd_of_node]
-        cd_territory = dissolve(graph.tiles, plan.cd_of_node, k)
+        cd_territory, id_territory, rd_territory = plan.territories or district_territories(
+            graph.tiles, plan.cd_of_node, plan.id_of_cd, plan.rd_of_cd, ids=n_id, rds=n_rd)
         sums = local.groupby(plan.cd_of_node)[
             ["dwellings", "residents", "workload", "walk_min"]].sum()
         counts = np.bincount(plan.cd_of_node, minlength=k)
@@ -249,8 +250,6 @@ def assemble_layers(
                 "naive_m": round(float(plan.naive_m[c]), 1),
             })
             cd_geoms.append(cd_territory[c])
-        id_territory = dissolve(cd_territory, plan.id_of_cd, n_id)
-        rd_territory = dissolve(cd_territory, plan.rd_of_cd, n_rd)
         for i in range(n_id):
             members = plan.id_of_cd == i
             id_rows.append({

@@ -37,6 +37,7 @@ from districting.errors import DistrictingError
 from districting.graph import SettlementGraph, build_settlement_graph, voronoi_tiles
 from districting.hierarchy import SettlementPlan, plan_settlement, reading_order
 from districting.network import StreetNetwork, Walks
+from districting.territory import district_territories
 from districting.units import spread_duplicate_points
 from districting.workload import district_target, walking_minutes
 
@@ -165,6 +166,10 @@ def _plan(task: SettlementTask) -> SettlementOutcome:
     walks = Walks(shapely.get_coordinates(units.geometry.to_numpy()), task.network)
     plan = plan_settlement(graph, units, config=config, seed=task.seed, walk_proxy=proxy,
                            walks=walks)
+    # Dissolved here, so that a worker process does this share of the layers' work too.
+    plan.territories = district_territories(
+        graph.tiles, plan.cd_of_node, plan.id_of_cd, plan.rd_of_cd,
+        ids=len(plan.id_exception), rds=len(plan.rd_point_name))
     for note in graph.components:
         warnings.append(f"settlement {code}: a part of {note.size} unit(s) and "
                         f"{note.residents} residents was cut off by a barrier; {note.action}")
@@ -329,6 +334,7 @@ def merge_blocks(outcomes: list[SettlementOutcome]) -> SettlementOutcome:
         walk_moves=sum(p.walk_moves for p in plans),
         visit_order=np.concatenate([p.visit_order for p in plans]),
         naive_m=np.concatenate([p.naive_m for p in plans]),
+        territories=_joined_territories(plans),
     )
     rows = [o.rows for o in outcomes]
     return SettlementOutcome(
@@ -339,3 +345,14 @@ def merge_blocks(outcomes: list[SettlementOutcome]) -> SettlementOutcome:
         key=first.settlement_id,
         rows=np.concatenate([r for r in rows if r is not None]),
     )
+
+
+def _joined_territories(
+    plans: list[SettlementPlan],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The blocks' CD, ID and RD territories side by side (``None`` if any is missing)."""
+    parts = [p.territories for p in plans]
+    if any(part is None for part in parts):
+        return None
+    cds, ids, rds = zip(*[part for part in parts if part is not None], strict=True)
+    return np.concatenate(cds), np.concatenate(ids), np.concatenate(rds)

@@ -22,6 +22,16 @@ def dissolve(tiles: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def district_territories(
+    tiles: np.ndarray, cd_of_node: np.ndarray, id_of_cd: np.ndarray, rd_of_cd: np.ndarray, *,
+    ids: int, rds: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The territories of a settlement's CDs (from its units' tiles), and of its ``ids``
+    IDs and ``rds`` RDs (from their CDs')."""
+    cds = dissolve(tiles, cd_of_node, len(id_of_cd))
+    return cds, dissolve(cds, id_of_cd, ids), dissolve(cds, rd_of_cd, rds)
+
+
 def _clean(geometry: shapely.Geometry) -> shapely.Geometry:
     """Drop slivers left by floating-point noise from a dissolved polygon."""
     if geometry.geom_type != "MultiPolygon":

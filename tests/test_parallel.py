@@ -143,6 +143,33 @@ def test_checkpoints_are_written_and_resume_plans_nothing_again(
     assert layer_bytes(resumed, tmp_path / "a") == layer_bytes(serial, tmp_path / "b")
 
 
+def test_the_districts_territories_are_dissolved_in_the_task(
+        register: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each task returns its CDs', IDs' and RDs' territories (the union of their tiles),
+    # and the layers are built from them.
+    from districting.territory import dissolve
+
+    outcomes: list[SettlementOutcome] = []
+
+    def keeping(task: SettlementTask) -> SettlementOutcome:
+        outcomes.append(plan_task(task))
+        return outcomes[-1]
+
+    monkeypatch.setattr(parallel, "plan_task", keeping)
+    layers = plan(register, Execution(progress=False)).layers
+    cds = layers.counting_districts.set_index("cd_code").geometry
+    for outcome in outcomes:
+        graph, found = outcome.graph, outcome.plan
+        assert graph is not None and found is not None and found.territories is not None
+        mine, ids, rds = found.territories
+        k = len(found.id_of_cd)
+        expected = dissolve(graph.tiles, found.cd_of_node, k)
+        assert shapely.equals_exact(mine, expected, tolerance=0).all()
+        assert (len(ids), len(rds)) == (len(found.id_exception), len(found.rd_point_name))
+        codes = [found.cd_code(c) for c in range(k)]
+        assert shapely.equals_exact(cds.loc[codes].to_numpy(), mine, tolerance=0).all()
+
+
 def test_an_interrupted_run_resumes_where_it_stopped(
         register: Path, serial: PlanResult, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
