@@ -231,6 +231,8 @@ def check_layers(layers: Layers, *, area_tolerance_m2: float = 1.0) -> CheckRepo
 
 def _text(value: Any) -> str:
     """One stored value as text: NULL/NaN become ``""``, whole floats lose their ``.0``."""
+    if isinstance(value, str):  # nearly every value: the quick way first
+        return value.strip()
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return ""
     if isinstance(value, float) and value.is_integer():
@@ -245,7 +247,8 @@ def _normalise(name: str, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         if column not in out.columns:
             continue
         if column in TEXT_FIELDS:
-            out[column] = pd.Series([_text(v) for v in out[column]], index=out.index, dtype=str)
+            out[column] = pd.Series([_text(v) for v in out[column].to_numpy(dtype=object)],
+                                    index=out.index, dtype=str)
         else:
             out[column] = pd.to_numeric(out[column], errors="coerce").astype(float)
     return out

@@ -473,7 +473,7 @@ def colour_districts(
     # connected part of the graph is coloured on its own.
     colour_index: dict[str, int] = {}
     for part in nx.connected_components(graph):
-        colour_index.update(nx.greedy_color(graph.subgraph(part), strategy="DSATUR"))
+        colour_index.update(nx.greedy_color(graph.subgraph(part).copy(), strategy="DSATUR"))
     n_colours = max(colour_index.values()) + 1
     if n_colours > len(palette):
         logger.warning(

@@ -97,7 +97,7 @@ def map_png(data: MapData, *, bar_m: float, bar_label: str) -> bytes:
     draw.text((bx1, by), f"  {bar_label}", fill="black", anchor="lm",
               font=_font(round(7 * PX_PER_PT * s), bold=False))
     buffer = io.BytesIO()
-    image.reduce(s).save(buffer, format="PNG")
+    image.reduce(s).save(buffer, format="PNG", compress_level=1)  # fast; exact colours
     return buffer.getvalue()
 
 
