@@ -10,7 +10,7 @@ checking and writing the outputs.
     python benchmarks/national.py --residents 1920000 --workers 2      # a tenth of the country
     python benchmarks/national.py --residents 19200000 --workers 2     # the whole country
 
-Writes ``benchmarks/results/national.json`` and ``national.txt``.
+Writes ``benchmarks/results/national-RESIDENTS.json`` and ``.txt``, one pair per size.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import psutil
 from demo import machine
-from record import save
+from record import RESULTS, save
 
 ROOT = Path(__file__).resolve().parents[1]
 #: BENCHMARKS.md B5: the whole country in 20 minutes with 8 GB on 2 cores; a tenth in 2.
@@ -43,27 +44,28 @@ def tree_rss(process: psutil.Process) -> int:
     return total
 
 
-def timed(command: list[str]) -> tuple[float, int, int]:
-    """Wall seconds, peak tree memory (bytes) and exit code of a command."""
+def timed(command: list[str], log: Path | None = None) -> tuple[float, int, int]:
+    """Wall seconds, peak tree memory (bytes) and exit code of a command; its error
+    output goes to ``log`` (discarded when ``None``)."""
     start = time.perf_counter()
-    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-    watched = psutil.Process(child.pid)
-    peak = 0
-    done = threading.Event()
+    with open(log if log is not None else os.devnull, "wb") as errors:
+        child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=errors)
+        watched = psutil.Process(child.pid)
+        peak = 0
+        done = threading.Event()
 
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            with contextlib.suppress(psutil.Error):
-                peak = max(peak, tree_rss(watched))
-            time.sleep(0.2)
+        def sample() -> None:
+            nonlocal peak
+            while not done.is_set():
+                with contextlib.suppress(psutil.Error):
+                    peak = max(peak, tree_rss(watched))
+                time.sleep(0.2)
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    code = child.wait()
-    done.set()
-    sampler.join()
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        code = child.wait()
+        done.set()
+        sampler.join()
     return time.perf_counter() - start, peak, code
 
 
@@ -85,8 +87,11 @@ def main() -> None:
         synth_seconds = round(seconds, 1)
         for workers in args.workers:
             out = Path(tmp) / f"plan-{workers}"
+            log = RESULTS / f"national-{args.residents}-{workers}.log"
             seconds, peak, code = timed([exe, "-q", "plan", str(country), "--out", str(out),
-                                         "--workers", str(workers)])
+                                         "--workers", str(workers)], log)
+            if code:
+                print(f"exit code {code}; the errors are in {log}", flush=True)
             summary = (json.loads((out / "summary.json").read_text(encoding="utf-8"))
                        if (out / "summary.json").is_file() else {})
             counts = summary.get("counts", {})
@@ -118,9 +123,9 @@ def main() -> None:
     if target:
         table.append(f"target: {target[0]:.0f} s and {target[1]:.0f} GB")
     print("\n".join(table))
-    save("national", {"machine": machine(), "residents": args.residents, "seed": args.seed,
-                      "synth_seconds": synth_seconds, "runs": runs,
-                      "target": target}, table)
+    record = {"machine": machine(), "residents": args.residents, "seed": args.seed,
+              "synth_seconds": synth_seconds, "runs": runs, "target": target}
+    save(f"national-{args.residents}", record, table)
 
 
 if __name__ == "__main__":

@@ -144,11 +144,19 @@ def _dask_client(execution: Execution) -> Iterator[Callable[..., None]]:
                finish: Callable[[SettlementOutcome], None]) -> None:
         futures = [client.submit(plan_task, task, key=f"settlement-{task.key}",
                                  pure=False, priority=task.size) for task in tasks]
+        finished = as_completed(futures)
+        # Each outcome is let go on the cluster once it is here: kept, the finished
+        # settlements' graphs filled the workers' memory.
+        pending = set(futures)
+        del futures
         try:
-            for future in as_completed(futures):
-                finish(future.result())
+            for future in finished:
+                outcome = future.result()
+                pending.discard(future)
+                future.release()
+                finish(outcome)
         except BaseException:
-            client.cancel(futures)
+            client.cancel(list(pending))
             raise
 
     try:

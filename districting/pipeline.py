@@ -116,6 +116,7 @@ def plan_register(
                              network=network, config=config, seed=seed,
                              split_units=execution.split_units)
     outcomes = join_blocks(run_settlements(tasks, execution=execution))
+    del tasks  # each held a copy of its units
     failed = [o for o in outcomes if not o.ok]
     warnings: list[str] = [f"settlement {o.settlement_id} was not planned: {o.error}"
                            for o in failed]

@@ -120,13 +120,17 @@ class SettlementOutcome:
     def ok(self) -> bool:
         return not self.error
 
-    # An outcome travels from a worker and into a checkpoint by pickle. Its tiles and
-    # territories go as WKB arrays, converted in one call each: pickling shapely objects
-    # one by one took the main process seconds per hundred thousand units.
+    # An outcome travels from a worker and into a checkpoint by pickle. Its territories
+    # go as WKB arrays, converted in one call each (pickling shapely objects one by one
+    # took the main process seconds per hundred thousand units). Its units' tiles stay
+    # behind once the territories are made from them: they are the largest part of an
+    # outcome, and nothing after the districts needs them (``graph.tiles`` arrives empty).
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
+        shipped = self.plan is not None and self.plan.territories is not None
         if self.graph is not None:
-            state["graph"] = replace(self.graph, tiles=shapely.to_wkb(self.graph.tiles))
+            state["graph"] = replace(self.graph, tiles=None if shipped
+                                     else shapely.to_wkb(self.graph.tiles))
         if self.plan is not None and self.plan.territories is not None:
             cds, ids, rds = (shapely.to_wkb(level) for level in self.plan.territories)
             state["plan"] = replace(self.plan, territories=(cds, ids, rds))
@@ -135,7 +139,8 @@ class SettlementOutcome:
     def __setstate__(self, state: dict[str, Any]) -> None:
         graph, plan = state.get("graph"), state.get("plan")
         if graph is not None:
-            state["graph"] = replace(graph, tiles=shapely.from_wkb(graph.tiles))
+            state["graph"] = replace(graph, tiles=np.empty(0, dtype=object) if graph.tiles is None
+                                     else shapely.from_wkb(graph.tiles))
         if plan is not None and plan.territories is not None:
             cds, ids, rds = (shapely.from_wkb(level) for level in plan.territories)
             state["plan"] = replace(plan, territories=(cds, ids, rds))
