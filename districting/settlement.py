@@ -129,7 +129,7 @@ class SettlementOutcome:
         state = dict(self.__dict__)
         shipped = self.plan is not None and self.plan.territories is not None
         if self.graph is not None:
-            state["graph"] = replace(self.graph, tiles=None if shipped
+            state["graph"] = replace(self.graph, tiles=np.empty(0, dtype=object) if shipped
                                      else shapely.to_wkb(self.graph.tiles))
         if self.plan is not None and self.plan.territories is not None:
             cds, ids, rds = (shapely.to_wkb(level) for level in self.plan.territories)
@@ -139,8 +139,7 @@ class SettlementOutcome:
     def __setstate__(self, state: dict[str, Any]) -> None:
         graph, plan = state.get("graph"), state.get("plan")
         if graph is not None:
-            state["graph"] = replace(graph, tiles=np.empty(0, dtype=object) if graph.tiles is None
-                                     else shapely.from_wkb(graph.tiles))
+            state["graph"] = replace(graph, tiles=shapely.from_wkb(graph.tiles))
         if plan is not None and plan.territories is not None:
             cds, ids, rds = (shapely.from_wkb(level) for level in plan.territories)
             state["plan"] = replace(plan, territories=(cds, ids, rds))
@@ -255,6 +254,7 @@ def settlement_tasks(
                             units["workload"].to_numpy(dtype=float)[positions],
                             blocks=math.ceil(len(positions) / split_units), config=config)
         tiles = voronoi_tiles(np.asarray(spread_duplicate_points(points)), polygon)
+        parts = contiguous_blocks(parts, tiles)
         for number, rows in enumerate(parts):
             tasks.append(task(code, positions[rows], shapely.union_all(tiles[rows]),
                               block=number, blocks=len(parts), rows=rows))
@@ -293,6 +293,40 @@ def city_blocks(xy: np.ndarray, workload: np.ndarray, *, blocks: int,
     parts = split(np.arange(len(xy)), blocks)
     centres = np.array([xy[rows].mean(axis=0) for rows in parts])
     return [parts[i] for i in reading_order(centres, band_m=2_000.0)]
+
+
+def contiguous_blocks(parts: list[np.ndarray], tiles: np.ndarray) -> list[np.ndarray]:
+    """The blocks (rows of units) made contiguous: a block's units whose tiles lie apart
+    from the rest of its territory (or touch it only at a corner) join the block with
+    which their piece shares the longest border. A district of a block could otherwise
+    hold such a piece, and its territory would not be one polygon."""
+    block_of = np.empty(len(tiles), dtype=np.int64)
+    for number, rows in enumerate(parts):
+        block_of[rows] = number
+    inside = shapely.point_on_surface(tiles)
+    for _ in range(len(parts)):  # each round moves pieces; a few rounds settle it
+        shapes = [shapely.union_all(tiles[block_of == b]) for b in range(len(parts))]
+        moved = False
+        for b, shape in enumerate(shapes):
+            pieces = shapely.get_parts(shape)
+            if len(pieces) <= 1:
+                continue
+            main = int(np.argmax(shapely.area(pieces)))
+            rows = np.flatnonzero(block_of == b)
+            for j, piece in enumerate(pieces):
+                if j == main:
+                    continue
+                border = shapely.length(shapely.intersection(
+                    shapely.boundary(np.array(shapes, dtype=object)), piece.boundary))
+                border[b] = 0.0
+                target = int(np.argmax(border))
+                if border[target] <= 0.0:
+                    continue  # touches no other block along a border: left where it is
+                block_of[rows[shapely.covers(piece, inside[rows])]] = target
+                moved = True
+        if not moved:
+            break
+    return [np.flatnonzero(block_of == b) for b in range(len(parts))]
 
 
 def join_blocks(outcomes: list[SettlementOutcome]) -> list[SettlementOutcome]:

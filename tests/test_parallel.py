@@ -373,6 +373,22 @@ def test_city_blocks_share_the_units_and_end_on_whole_ids() -> None:
     assert ids.min() > 0
 
 
+def test_a_block_piece_apart_from_its_block_joins_the_block_around_it() -> None:
+    from districting.settlement import contiguous_blocks
+
+    # Five squares in a row; block 0 holds the first, second and fourth, block 1 the
+    # third and fifth, so the fourth lies apart from the rest of block 0.
+    squares = np.array([shapely.box(i, 0, i + 1, 1) for i in range(5)], dtype=object)
+    corner = np.array([shapely.box(0, 0, 1, 1), shapely.box(1, 1, 2, 2)], dtype=object)
+    parts = contiguous_blocks([np.array([0, 1, 3]), np.array([2, 4])], squares)
+    assert [rows.tolist() for rows in parts] == [[0, 1], [2, 3, 4]]
+    for rows in parts:
+        assert shapely.get_num_geometries(shapely.union_all(squares[rows])) == 1
+    # two squares that touch only at a corner share no border: nothing to move them to
+    alone = contiguous_blocks([np.array([0]), np.array([1])], corner)
+    assert [rows.tolist() for rows in alone] == [[0], [1]]
+
+
 def test_a_city_has_its_services_among_its_blocks_not_at_its_edge() -> None:
     from districting.synth_country import Settlement, _settlement_buildings
 
