@@ -4,7 +4,8 @@ Each run is the real command line, ``districting -q plan COUNTRY.gpkg --workers 
 synthetic country from ``districting synth --country --residents R``, timed from outside
 with the peak memory of the whole process tree (the command and its Dask workers,
 sampled every 0.2 s). ``summary.json`` gives the planning time alone; the rest is reading,
-checking and writing the outputs.
+checking and writing the outputs. Each run's ``plan.gpkg`` is hashed: the plan must be the
+same bytes with any number of workers.
 
     python benchmarks/national.py                      # scaling: 1, 2, 4 workers, 200,000 residents
     python benchmarks/national.py --residents 1920000 --workers 2      # a tenth of the country
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import subprocess
@@ -94,6 +96,9 @@ def main() -> None:
                 print(f"exit code {code}; the errors are in {log}", flush=True)
             summary = (json.loads((out / "summary.json").read_text(encoding="utf-8"))
                        if (out / "summary.json").is_file() else {})
+            layers = out / "plan.gpkg"
+            digest = (hashlib.sha256(layers.read_bytes()).hexdigest() if layers.is_file()
+                      else None)
             counts = summary.get("counts", {})
             runs.append({
                 "workers": workers, "exit_code": code, "wall_seconds": round(seconds, 1),
@@ -104,6 +109,7 @@ def main() -> None:
                 "counting_districts": counts.get("counting_districts"),
                 "instructor_districts": counts.get("instructor_districts"),
                 "failed_settlements": len(summary.get("failed_settlements", [])),
+                "plan_sha256": digest,
             })
             print(runs[-1], flush=True)
     base = runs[0]["wall_seconds"] if runs else 0.0
@@ -120,6 +126,10 @@ def main() -> None:
             f"{base / max(run['wall_seconds'], 1e-9):>8.2f} {run['peak_memory_gb']:>8} "
             f"{run['units']!s:>9} {run['counting_districts']!s:>7} "
             f"{run['instructor_districts']!s:>6}")
+    digests = {run["plan_sha256"] for run in runs}
+    table.append("plan.gpkg: " + ("the same bytes with every number of workers"
+                                  if len(digests) == 1 and None not in digests
+                                  else "DIFFERS between runs (or missing)"))
     if target:
         table.append(f"target: {target[0]:.0f} s and {target[1]:.0f} GB")
     print("\n".join(table))

@@ -255,6 +255,7 @@ def build_settlement_graph(
     contiguity: str = "tiles",
     footprints: np.ndarray | None = None,
     building_ids: np.ndarray | None = None,
+    tiles: np.ndarray | None = None,
 ) -> SettlementGraph:
     """Tiles and adjacency for the units of one settlement (see the module docstring).
 
@@ -269,11 +270,14 @@ def build_settlement_graph(
     ground (blocks, parcels): each unit's tile is its own polygon (a split building's
     polygon is shared out among its sub-units), and two units are adjacent when their
     polygons share a stretch of border.
+
+    ``tiles`` gives the units' tiles instead of their Voronoi cells in ``polygon``: a
+    block of a large city keeps the tiles its units have in the whole city.
     """
     points = spread_duplicate_points(points)
     coords = shapely.get_coordinates(points)
     if contiguity == "tiles":
-        tiles = voronoi_tiles(points, polygon)
+        tiles = voronoi_tiles(points, polygon) if tiles is None else tiles
         candidates = _delaunay_edges(coords)
         if len(candidates):
             candidates = candidates[_shared_border(tiles, candidates)]

@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 #: Raised whenever a checkpoint's outcome changes shape (2: with the district territories).
 CHECKPOINT_FORMAT = "districting-checkpoint/2"
 CHECKPOINT_SUFFIX = ".pkl"
+#: Tasks sent to the cluster ahead, per worker thread (see ``_dask_client``).
+IN_FLIGHT_PER_THREAD = 2
 
 
 @dataclass(frozen=True)
@@ -142,21 +144,32 @@ def _dask_client(execution: Execution) -> Iterator[Callable[..., None]]:
 
     def submit(tasks: Sequence[SettlementTask],
                finish: Callable[[SettlementOutcome], None]) -> None:
-        futures = [client.submit(plan_task, task, key=f"settlement-{task.key}",
-                                 pure=False, priority=task.size) for task in tasks]
-        finished = as_completed(futures)
-        # Each outcome is let go on the cluster once it is here: kept, the finished
-        # settlements' graphs filled the workers' memory.
-        pending = set(futures)
-        del futures
+        # A few tasks per worker thread are in flight at a time, the largest first: the
+        # scheduler then holds a few settlements' units, not the whole country's. Each
+        # outcome is let go on the cluster once it is here (kept, the finished
+        # settlements filled the workers' memory).
+        window = max(4, IN_FLIGHT_PER_THREAD * sum(client.nthreads().values()))
+        queue = iter(tasks)
+        finished = as_completed()
+        pending: dict[Any, Any] = {}
+
+        def top_up() -> None:
+            while len(pending) < window and (task := next(queue, None)) is not None:
+                future = client.submit(plan_task, task, key=f"settlement-{task.key}",
+                                       pure=False, priority=task.size)
+                pending[future.key] = future
+                finished.add(future)
+
         try:
+            top_up()
             for future in finished:
                 outcome = future.result()
-                pending.discard(future)
+                del pending[future.key]
                 future.release()
                 finish(outcome)
+                top_up()
         except BaseException:
-            client.cancel(list(pending))
+            client.cancel(list(pending.values()))
             raise
 
     try:

@@ -67,6 +67,9 @@ class SettlementTask:
     block: int = 0
     blocks: int = 1
     rows: np.ndarray | None = None
+    #: A block's units' tiles in the whole city, as WKB (a block re-tiled on its own
+    #: can leave a tile touching the rest only at a corner).
+    tiles_wkb: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -92,6 +95,8 @@ class SettlementTask:
         digest.update(shapely.to_wkb(self.polygon))
         for array in (self.barriers, self.crossings):
             digest.update(b"".join(shapely.to_wkb(array)) if len(array) else b"-")
+        if self.tiles_wkb is not None:
+            digest.update(b"".join(self.tiles_wkb))
         if self.network is not None:
             digest.update(self.network.node_xy.tobytes())
             digest.update(self.network.segment_ends.tobytes())
@@ -177,6 +182,7 @@ def _plan(task: SettlementTask) -> SettlementOutcome:
         max_detour=config.graph.max_detour, detour_slack_m=config.graph.detour_slack_m,
         contiguity=config.graph.contiguity, footprints=units["footprint"].to_numpy(),
         building_ids=units["building_id"].to_numpy(),
+        tiles=None if task.tiles_wkb is None else shapely.from_wkb(task.tiles_wkb),
     )
     warnings = []
     covered = shapely.union_all(graph.tiles)
@@ -257,7 +263,8 @@ def settlement_tasks(
         parts = contiguous_blocks(parts, tiles)
         for number, rows in enumerate(parts):
             tasks.append(task(code, positions[rows], shapely.union_all(tiles[rows]),
-                              block=number, blocks=len(parts), rows=rows))
+                              block=number, blocks=len(parts), rows=rows,
+                              tiles_wkb=shapely.to_wkb(tiles[rows])))
     return tasks
 
 
