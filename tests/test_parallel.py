@@ -389,6 +389,33 @@ def test_a_block_piece_apart_from_its_block_joins_the_block_around_it() -> None:
     assert [rows.tolist() for rows in alone] == [[0], [1]]
 
 
+def test_a_block_keeps_the_tiles_its_units_have_in_the_whole_city(register: Path) -> None:
+    from districting.graph import voronoi_tiles
+    from districting.register import read_register
+    from districting.settlement import settlement_tasks
+    from districting.units import settlement_polygons, spread_duplicate_points, units_from_register
+
+    config = norms()
+    units = units_from_register(read_register(register), config=config)
+    polygons = settlement_polygons(units, None, margin_m=config.graph.settlement_margin_m)
+    tasks = settlement_tasks(units, polygons, barriers=np.zeros(0, dtype=object),
+                             crossings=np.zeros(0, dtype=object), network=None,
+                             config=config, seed=1, split_units=100)
+    blocks = [t for t in tasks if t.blocks > 1]
+    assert len(blocks) == 2 and all(t.tiles_wkb is not None for t in blocks)
+    town = units[units["settlement_id"] == blocks[0].settlement_id]
+    polygon = polygons.set_index("settlement_id").geometry[blocks[0].settlement_id]
+    city = voronoi_tiles(np.asarray(spread_duplicate_points(town.geometry.to_numpy())), polygon)
+    for task in blocks:
+        assert task.rows is not None and task.tiles_wkb is not None
+        mine = shapely.from_wkb(task.tiles_wkb)
+        assert shapely.equals_exact(mine, city[task.rows], tolerance=0).all()
+        outcome = plan_task(task)
+        assert outcome.ok and outcome.graph is not None
+        assert shapely.equals_exact(outcome.graph.tiles, mine, tolerance=0).all()
+        assert not outcome.graph.components  # one piece: nothing bridged
+
+
 def test_a_city_has_its_services_among_its_blocks_not_at_its_edge() -> None:
     from districting.synth_country import Settlement, _settlement_buildings
 
