@@ -233,7 +233,7 @@ def _text(value: Any) -> str:
     """One stored value as text: NULL/NaN become ``""``, whole floats lose their ``.0``."""
     if isinstance(value, str):  # nearly every value: the quick way first
         return value.strip()
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
+    if value is None or pd.isna(value):
         return ""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))

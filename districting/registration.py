@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -197,14 +197,26 @@ def _solve(
     def left() -> float:
         return max(1.0, time_limit - (time.monotonic() - clock))
 
-    star = _Model(cost, demand, p=p, capacity=capacity, home=home, pairs=pairs)
-    _star_rows(star, adjacency, steps)
-    state, best = star.solve(solver, left())
+    def star(limit: float) -> tuple[str, _Solution | None]:
+        """The star model (see the module docstring) with ``limit`` residents per point."""
+        model = _Model(cost, demand, p=p, capacity=limit, home=home, pairs=pairs)
+        _star_rows(model, adjacency, steps)
+        return model.solve(solver, left())
+
+    state, best = star(capacity)
     star_state = state
     if best is None and state == "infeasible" and n > EXACT_CDS:
-        return _relaxed_star(cost, demand, p=p, capacity=capacity, adjacency=adjacency,
-                             home=home, steps=steps, pairs=pairs, solver=solver,
-                             time_limit=left())
+        # Raised capacities, in order, until the star model allows a plan (``relaxed``).
+        for factor in RELAXED_CAPACITY:
+            state, found = star(capacity * factor)
+            if found is not None:
+                return PointPlan(*found, status="relaxed" if state == "optimal" else "feasible",
+                                 rounds=0, capacity=capacity * factor)
+        raise PartitionError(
+            f"no assignment of CDs to {p} point(s) keeps each within "
+            f"{capacity * RELAXED_CAPACITY[-1]:,.0f} residents, even growing outward from "
+            "their points; raise registration.capacity_share or the number of points"
+        )
     exact = _Model(cost, demand, p=p, capacity=capacity, home=home, pairs=pairs)
     for rounds in range(1, MAX_ROUNDS + 1):
         state, found = exact.solve(solver, left(), cutoff=None if best is None else best[2])
@@ -246,28 +258,6 @@ def _solve(
     raise PartitionError(
         f"no assignment of CDs to {p} point(s) keeps each within {capacity:,.0f} "
         "residents; raise registration.capacity_share or the number of points"
-    )
-
-
-def _relaxed_star(
-    cost: np.ndarray, demand: np.ndarray, *, p: int, capacity: float,
-    adjacency: sp.csr_matrix, home: np.ndarray, steps: np.ndarray,
-    pairs: list[tuple[int, int]], solver: str, time_limit: float,
-) -> PointPlan:
-    """The star plan at the first capacity of :data:`RELAXED_CAPACITY` that allows one
-    (status ``relaxed``); raises :class:`PartitionError` when none does."""
-    clock = time.monotonic()
-    for factor in RELAXED_CAPACITY:
-        model = _Model(cost, demand, p=p, capacity=capacity * factor, home=home, pairs=pairs)
-        _star_rows(model, adjacency, steps)
-        state, found = model.solve(solver, max(1.0, time_limit - (time.monotonic() - clock)))
-        if found is not None:
-            plan = PointPlan(*found, status="relaxed", rounds=0, capacity=capacity * factor)
-            return plan if state == "optimal" else replace(plan, status="feasible")
-    raise PartitionError(
-        f"no assignment of CDs to {p} point(s) keeps each within "
-        f"{capacity * RELAXED_CAPACITY[-1]:,.0f} residents, even growing outward from "
-        "their points; raise registration.capacity_share or the number of points"
     )
 
 

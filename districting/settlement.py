@@ -136,7 +136,8 @@ class SettlementOutcome:
         if self.graph is not None:
             state["graph"] = replace(self.graph, tiles=np.empty(0, dtype=object) if shipped
                                      else shapely.to_wkb(self.graph.tiles))
-        if self.plan is not None and self.plan.territories is not None:
+        if shipped:
+            assert self.plan is not None and self.plan.territories is not None
             cds, ids, rds = (shapely.to_wkb(level) for level in self.plan.territories)
             state["plan"] = replace(self.plan, territories=(cds, ids, rds))
         return state
@@ -313,6 +314,7 @@ def contiguous_blocks(parts: list[np.ndarray], tiles: np.ndarray) -> list[np.nda
     inside = shapely.point_on_surface(tiles)
     for _ in range(len(parts)):  # each round moves pieces; a few rounds settle it
         shapes = [shapely.union_all(tiles[block_of == b]) for b in range(len(parts))]
+        edges = shapely.boundary(np.array(shapes, dtype=object))
         moved = False
         for b, shape in enumerate(shapes):
             pieces = shapely.get_parts(shape)
@@ -323,8 +325,7 @@ def contiguous_blocks(parts: list[np.ndarray], tiles: np.ndarray) -> list[np.nda
             for j, piece in enumerate(pieces):
                 if j == main:
                     continue
-                border = shapely.length(shapely.intersection(
-                    shapely.boundary(np.array(shapes, dtype=object)), piece.boundary))
+                border = shapely.length(shapely.intersection(edges, piece.boundary))
                 border[b] = 0.0
                 target = int(np.argmax(border))
                 if border[target] <= 0.0:
