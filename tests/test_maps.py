@@ -386,3 +386,38 @@ def test_neighbouring_ids_and_rds_get_different_colours(layers: PlanLayers, page
         assert len(set(colours.values())) == len(frame)  # the two touch
         for colour in colours.values():
             assert f'"color": "{colour}"' in page
+
+
+COLOUR_IN_A_FRESH_PROCESS = """
+import json, sys
+import geopandas as gpd
+from shapely.geometry import box
+from districting.outputs.maps import colour_counting_districts
+tiles = []
+for town, (x0, size) in enumerate([(0.0, 8), (10_000.0, 3)]):  # a big town and a small one
+    for i in range(size):
+        for j in range(size):
+            square = box(x0 + 100 * i, 100 * j, x0 + 100 * (i + 1), 100 * (j + 1))
+            tiles.append({"cd_code": f"T{town}-{i}-{j}", "geometry": square})
+frame = gpd.GeoDataFrame(tiles, crs="EPSG:32641")
+print(json.dumps(colour_counting_districts(frame), sort_keys=True))
+"""
+
+
+def test_colours_do_not_depend_on_the_processes_hash_seed() -> None:
+    """Each process hashes strings with its own seed, so anything that follows a set's
+    order changes from run to run; the colouring must not (a small town's part of the
+    district graph once did)."""
+    import os
+    import subprocess
+    import sys
+
+    runs = set()
+    for seed in ("1", "2", "3", "4"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run([sys.executable, "-c", COLOUR_IN_A_FRESH_PROCESS], env=env,
+                              capture_output=True, text=True, check=True)
+        runs.add(done.stdout)
+    assert len(runs) == 1
+    colours = json.loads(runs.pop())
+    assert len(colours) == 64 + 9

@@ -470,10 +470,16 @@ def colour_districts(
         return {}
     # networkx's DSatur takes time quadratic in the nodes it colours (minutes for a
     # national plan's CDs); districts of different settlements never touch, so each
-    # connected part of the graph is coloured on its own.
+    # connected part of the graph is coloured on its own. Each part is built afresh in
+    # code order: a subgraph view of a small part lists its nodes in set order, which
+    # changes from run to run, and DSatur breaks ties by that order.
     colour_index: dict[str, int] = {}
     for part in nx.connected_components(graph):
-        colour_index.update(nx.greedy_color(graph.subgraph(part).copy(), strategy="DSATUR"))
+        nodes = sorted(part)
+        piece: nx.Graph = nx.Graph()
+        piece.add_nodes_from(nodes)
+        piece.add_edges_from((u, v) for u in nodes for v in sorted(graph[u]) if u < v)
+        colour_index.update(nx.greedy_color(piece, strategy="DSATUR"))
     n_colours = max(colour_index.values()) + 1
     if n_colours > len(palette):
         logger.warning(
