@@ -176,16 +176,22 @@ def settlement_polygons(
             polygons[code] = shapely.make_valid(geom)
     given_area = shapely.union_all(list(polygons.values())) if polygons else None
     hulls: dict[str, shapely.Geometry] = {}
+    points = units.geometry.to_numpy()
+    rows_of = units.groupby("settlement_id", sort=True).indices
     for code in names.index:
         if code in polygons:
             continue
-        points = units.geometry[units["settlement_id"] == code].to_numpy()
-        hull = shapely.convex_hull(shapely.multipoints(points)).buffer(margin_m, quad_segs=4)
+        mine = points[rows_of[code]]
+        hull = shapely.convex_hull(shapely.multipoints(mine)).buffer(margin_m, quad_segs=4)
         if given_area is not None and not given_area.is_empty:
             hull = hull.difference(given_area)
         hulls[code] = hull
-        logger.info("settlement %s: no polygon given, using the hull of its units + %.0f m",
-                    code, margin_m)
+        logger.debug("settlement %s: no polygon given, using the hull of its units + %.0f m",
+                     code, margin_m)
+    if hulls:
+        first = ", ".join(list(hulls)[:3]) + (", …" if len(hulls) > 3 else "")
+        logger.info("%d settlement(s) have no polygon given (%s); each uses the hull of its "
+                    "units + %.0f m", len(hulls), first, margin_m)
     polygons.update(_share_out_overlaps(units, hulls))
     codes = list(names.index)
     return gpd.GeoDataFrame(
