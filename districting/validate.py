@@ -89,39 +89,68 @@ def validate_register(raw: RawRegister) -> list[Problem]:
     return out.problems
 
 
+# Each check finds the rows that may have a problem with whole-column operations, then
+# words the problem row by row, so that a national register (millions of rows) takes
+# seconds. The row-by-row rule (``_is_blank``, ``_as_count``) stays the one that decides.
+
+
+def _blank(column: pd.Series) -> np.ndarray:
+    """Rows that may be blank: missing, or text that is empty once stripped."""
+    text = column.astype(str)
+    return np.asarray(column.isna() | (text.str.strip() == ""), dtype=bool)
+
+
+def _rows(mask: np.ndarray) -> list[int]:
+    """The 1-based rows of a mask."""
+    return (np.flatnonzero(mask) + 1).tolist()
+
+
 def _check_ids(frame: pd.DataFrame, out: _Collector) -> None:
     if "building_id" not in frame.columns:
         return
+    column = frame["building_id"]
+    blank = _blank(column)
+    keys = column.astype(str).str.strip()  # planning strips ids: "A" and "A " are one building
+    repeated = np.asarray(keys.duplicated(keep="first"), dtype=bool) & ~blank
     first_row: dict[str, int] = {}
-    for row, value in enumerate(frame["building_id"], start=1):
+    if repeated.any():
+        wanted = set(keys[repeated])
+        for row in _rows(~blank & np.asarray(keys.isin(wanted), dtype=bool)):
+            first_row.setdefault(str(keys.iat[row - 1]), row)
+    for row in _rows(blank | repeated):
+        value = column.iat[row - 1]
         if _is_blank(value):
             out.add("error", row, "building_id", "building_id is empty")
             continue
-        key = str(value).strip()  # planning strips ids, so "A" and "A " are the same building
-        if key in first_row:
+        key = str(value).strip()
+        if first_row.get(key, row) != row:
             out.add("error", row, "building_id",
                     f"duplicate building_id {key!r} (first seen in row {first_row[key]})")
-        else:
-            first_row[key] = row
 
 
 def _check_text(frame: pd.DataFrame, out: _Collector) -> None:
-    for column in ("settlement_id", "settlement_name"):
-        if column in frame.columns:
-            for row, value in enumerate(frame[column], start=1):
-                if _is_blank(value):
-                    out.add("error", row, column, f"{column} is empty")
+    for name in ("settlement_id", "settlement_name"):
+        if name in frame.columns:
+            for row in _rows(_blank(frame[name])):
+                if _is_blank(frame[name].iat[row - 1]):
+                    out.add("error", row, name, f"{name} is empty")
     if "address" in frame.columns:
-        for row, value in enumerate(frame["address"], start=1):
-            if _is_blank(value):
+        for row in _rows(_blank(frame["address"])):
+            if _is_blank(frame["address"].iat[row - 1]):
                 out.add("warning", row, "address", "address is empty")
     if "kind" in frame.columns:
-        for row, value in enumerate(frame["kind"], start=1):
+        kind = frame["kind"]
+        odd = _blank(kind) | ~np.asarray(kind.astype(str).str.strip().isin(KINDS), dtype=bool)
+        for row in _rows(odd):
+            value = kind.iat[row - 1]
             if _is_blank(value) or str(value).strip() not in KINDS:
                 out.add("error", row, "kind",
                         f"kind {value!r} is not one of {', '.join(KINDS)}")
     if "function" in frame.columns:
-        for row, value in enumerate(frame["function"], start=1):
+        function = frame["function"]
+        known = np.asarray(function.astype(str).str.strip().isin(KNOWN_FUNCTIONS), dtype=bool)
+        for row in _rows(~_blank(function) & ~known):
+            value = function.iat[row - 1]
             if not _is_blank(value) and str(value).strip() not in KNOWN_FUNCTIONS:
                 out.add("warning", row, "function",
                         f"function {value!r} is not a known building function "
@@ -134,42 +163,59 @@ def _check_text(frame: pd.DataFrame, out: _Collector) -> None:
                         f"settlement_id {code} has {count} different settlement names")
 
 
-def _check_counts(frame: pd.DataFrame, out: _Collector) -> dict[str, list[int | None]]:
-    counts: dict[str, list[int | None]] = {}
+def _check_counts(frame: pd.DataFrame, out: _Collector) -> dict[str, np.ndarray]:
+    """Each count column as floats (NaN where there is no count), its errors reported."""
+    counts: dict[str, np.ndarray] = {}
     for column in COUNT_COLUMNS + tuple(c for c in OPTIONAL_COUNTS if c in frame.columns):
+        if column not in frame.columns:
+            counts[column] = np.zeros(0)
+            continue
         required = column in COUNT_COLUMNS
-        parsed: list[int | None] = []
-        for row, value in enumerate(frame[column] if column in frame.columns else [], start=1):
+        values = frame[column]
+        numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            whole = np.isfinite(numbers) & (numbers == np.round(numbers)) & (numbers >= 0)
+        if values.dtype == object:  # e.g. True parses as 1: the row rule decides
+            whole &= np.asarray([not isinstance(v, bool) for v in values], dtype=bool)
+        parsed = np.where(whole, numbers, np.nan)
+        for row in _rows(~whole):
+            value = values.iat[row - 1]
             if not required and _is_blank(value):
-                parsed.append(None)
                 continue
             number, reason = _as_count(value)
             if reason is not None:
                 out.add("error", row, column, f"{column} {reason}; expected a whole number ≥ 0")
-            parsed.append(number)
+            parsed[row - 1] = np.nan if number is None else number
         counts[column] = parsed
     return counts
 
 
-def _check_consistency(
-    frame: pd.DataFrame, counts: dict[str, list[int | None]], out: _Collector
-) -> None:
-    dwellings = counts.get("dwellings") or []
-    residents = counts.get("residents") or []
-    households = counts.get("households") or [None] * len(dwellings)
-    kinds = list(frame["kind"]) if "kind" in frame.columns else [None] * len(dwellings)
-    for row, (d, r, h, kind) in enumerate(
-        zip(dwellings, residents, households, kinds, strict=False), start=1
-    ):
-        if d is not None and r is not None and d == 0 and r > 0:
+def _check_consistency(frame: pd.DataFrame, counts: dict[str, np.ndarray],
+                       out: _Collector) -> None:
+    dwellings = counts.get("dwellings", np.zeros(0))
+    residents = counts.get("residents", np.zeros(0))
+    n = min(len(dwellings), len(residents))
+    if n == 0:
+        return
+    d, r = dwellings[:n], residents[:n]
+    h = counts["households"][:n] if "households" in counts else np.full(n, np.nan)
+    kinds = (frame["kind"].to_numpy()[:n] if "kind" in frame.columns
+             else np.full(n, None, dtype=object))
+    with np.errstate(invalid="ignore"):
+        no_dwellings = (d == 0) & (r > 0)
+        lodgers = (kinds == "non_residential") & (r > 0)
+        crowded = np.isin(kinds, ("residential", "mixed")) & (h > d)
+    for row in _rows(no_dwellings | lodgers | crowded):
+        i = row - 1
+        if no_dwellings[i]:
             out.add("error", row, "residents",
-                    f"{r} residents recorded in a building with no dwellings")
-        if kind == "non_residential" and r:
+                    f"{int(r[i])} residents recorded in a building with no dwellings")
+        if lodgers[i]:
             out.add("warning", row, "residents",
-                    f"a non-residential building has {r} residents")
-        if h is not None and d is not None and kind in ("residential", "mixed") and h > d:
+                    f"a non-residential building has {int(r[i])} residents")
+        if crowded[i]:
             out.add("warning", row, "households",
-                    f"{h} households exceed the {d} dwellings")
+                    f"{int(h[i])} households exceed the {int(d[i])} dwellings")
 
 
 def _check_geometry(frame: gpd.GeoDataFrame, out: _Collector) -> None:
@@ -209,15 +255,28 @@ def _check_settlements(
     polygons = settlements.to_crs(frame.crs) if settlements.crs is not None else settlements
     by_code = {str(code): geom for code, geom in zip(
         polygons["settlement_id"], polygons.geometry, strict=True)}
-    for row, (code, geom) in enumerate(zip(frame["settlement_id"], frame.geometry,
-                                           strict=True), start=1):
-        if _is_blank(code) or geom is None or geom.is_empty:
-            continue
+    codes = frame["settlement_id"]
+    geoms = frame.geometry.to_numpy()
+    usable = ~_blank(codes) & ~pd.isna(geoms)
+    usable[usable] = ~shapely.is_empty(geoms[usable])
+    outside = np.zeros(len(frame), dtype=bool)
+    homeless = np.zeros(len(frame), dtype=bool)
+    for code, rows in pd.Series(np.flatnonzero(usable)).groupby(
+            codes.to_numpy()[usable].astype(str)).groups.items():
+        positions = np.flatnonzero(usable)[np.asarray(rows)]
         polygon = by_code.get(str(code))
         if polygon is None:
+            homeless[positions] = True
+        else:
+            shapely.prepare(polygon)
+            inside = shapely.covers(polygon, shapely.point_on_surface(geoms[positions]))
+            outside[positions[~inside]] = True
+    for row in _rows(homeless | outside):
+        code = codes.iat[row - 1]
+        if homeless[row - 1]:
             out.add("error", row, "settlement_id",
                     f"settlement {code} has no polygon in the settlements layer")
-        elif not polygon.covers(geom.representative_point()):
+        else:
             out.add("error", row, "geometry",
                     f"the building lies outside the polygon of its settlement {code}")
 

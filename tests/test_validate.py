@@ -393,3 +393,31 @@ def test_ids_that_differ_only_by_spaces_are_duplicates(tmp_path: Path) -> None:
     problems = validate_register(read_register(path))
     errors = [p for p in problems if p.severity == "error"]
     assert len(errors) == 1 and errors[0].row == 2 and "duplicate" in errors[0].message
+
+
+ODD_COUNTS = [" 12 ", "1_000", True, None, float("nan"), "", "   ", -1, 1.5, float("inf")]
+
+
+def test_whole_column_checks_flag_exactly_what_the_row_rule_flags(
+        frame: gpd.GeoDataFrame) -> None:
+    """The fast whole-column path must report a count error on exactly the rows whose
+    value the row-by-row rule (``_as_count``) rejects, whatever the cell holds."""
+    from districting.validate import _as_count
+
+    values = ODD_COUNTS
+    frame["residents"] = values
+    frame["dwellings"] = [100] * len(frame)
+    flagged = {p.row for p in _errors(_problems(frame)) if p.column == "residents"}
+    expected = {row for row, value in enumerate(values, start=1)
+                if _as_count(value)[1] is not None}
+    assert flagged == expected
+    assert expected == {4, 5, 6, 7, 8, 9, 10}  # None, NaN, blanks, -1, 1.5, inf
+
+
+def test_duplicates_and_blanks_in_ids_found_among_many_rows(frame: gpd.GeoDataFrame) -> None:
+    frame["building_id"] = ["A", "B", " A", None, "C", "B ", "", "D", "E", "A"]
+    messages = [(p.row, p.message) for p in _errors(_problems(frame))
+                if p.column == "building_id"]
+    assert [row for row, _ in messages] == [3, 4, 6, 7, 10]
+    assert "first seen in row 1" in messages[0][1] and "first seen in row 2" in messages[2][1]
+    assert "empty" in messages[1][1] and "empty" in messages[3][1]
