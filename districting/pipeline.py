@@ -25,6 +25,7 @@ from districting.register import RawRegister, read_register
 from districting.settlement import join_blocks, settlement_tasks
 from districting.staffing import staffing_summary, staffing_table
 from districting.territory import district_territories
+from districting.timing import stage
 from districting.units import settlement_polygons, units_from_register
 from districting.validate import raise_for_errors, validate_register
 from districting.workload import district_target
@@ -78,8 +79,10 @@ def plan_from_file(
     execution: Execution | None = None,
 ) -> tuple[PlanResult, list[Problem]]:
     """Read, validate and plan a register file; raise on any validation error."""
-    raw = read_register(path, settlements=settlements)
-    problems = validate_register(raw)
+    with stage("reading the register"):
+        raw = read_register(path, settlements=settlements)
+    with stage("validating it"):
+        problems = validate_register(raw)
     raise_for_errors(problems)
     result = plan_register(raw, config=config, seed=config.seed if seed is None else seed,
                            progress=progress, execution=execution)
@@ -104,18 +107,20 @@ def plan_register(
     seed = config.seed if seed is None else seed
     execution = execution or Execution(progress=progress)
     started = time.monotonic()
-    units = units_from_register(raw, config=config)
-    _require_polygons(units, config=config)
-    polygons = settlement_polygons(units, raw.settlements,
-                                   margin_m=config.graph.settlement_margin_m)
-    barriers, crossings = barrier_geometries(
-        raw.layers.get("barriers"), raw.layers.get("crossings"), units.crs
-    )
-    network = _street_network(raw, units.crs)
-    tasks = settlement_tasks(units, polygons, barriers=barriers, crossings=crossings,
-                             network=network, config=config, seed=seed,
-                             split_units=execution.split_units)
-    outcomes = join_blocks(run_settlements(tasks, execution=execution))
+    with stage("units and settlement tasks"):
+        units = units_from_register(raw, config=config)
+        _require_polygons(units, config=config)
+        polygons = settlement_polygons(units, raw.settlements,
+                                       margin_m=config.graph.settlement_margin_m)
+        barriers, crossings = barrier_geometries(
+            raw.layers.get("barriers"), raw.layers.get("crossings"), units.crs
+        )
+        network = _street_network(raw, units.crs)
+        tasks = settlement_tasks(units, polygons, barriers=barriers, crossings=crossings,
+                                 network=network, config=config, seed=seed,
+                                 split_units=execution.split_units)
+    with stage(f"planning {len(tasks)} settlement task(s)"):
+        outcomes = join_blocks(run_settlements(tasks, execution=execution))
     del tasks  # each held a copy of its units
     failed = [o for o in outcomes if not o.ok]
     warnings: list[str] = [f"settlement {o.settlement_id} was not planned: {o.error}"
@@ -151,7 +156,8 @@ def plan_register(
     polygons = polygons.set_geometry(gpd.GeoSeries(
         [territory[code] for code in polygons["settlement_id"]], index=polygons.index,
         crs=polygons.crs, name=polygons.geometry.name))
-    layers = assemble_layers(units, polygons, graphs, plans, config=config)
+    with stage("assembling the layers"):
+        layers = assemble_layers(units, polygons, graphs, plans, config=config)
     for cd, reason in zip(layers.counting_districts["cd_code"],
                           layers.counting_districts["bound_exception"], strict=True):
         if reason:
@@ -162,11 +168,13 @@ def plan_register(
             warnings.append(f"ID {code}: {reason}")
     from districting.check import check_layers
 
-    report = check_layers(layers.as_dict())
+    with stage("checking the plan"):
+        report = check_layers(layers.as_dict())
     if not report.ok:
         raise PlanCheckError(f"{v.kind}: {v.message}" for v in report.violations)
-    summary = build_summary(raw, layers, graphs, plans, config=config, seed=seed, warnings=warnings,
-                            seconds=time.monotonic() - started)
+    with stage("the summary"):
+        summary = build_summary(raw, layers, graphs, plans, config=config, seed=seed,
+                                warnings=warnings, seconds=time.monotonic() - started)
     summary["edge_lengths"] = ("walking distance on the street network" if network is not None
                                else "straight line")
     summary["failed_settlements"] = [{"settlement_id": o.settlement_id, "error": o.error}
@@ -421,18 +429,22 @@ def build_summary(
 ) -> dict[str, Any]:
     """The plan's record: counts, workload spread, bounds, provenance and warnings."""
     settlements = []
+    names = dict(zip(layers.settlements["settlement_id"], layers.settlements["settlement_name"],
+                     strict=True))
+    groups = layers.counting_districts.groupby("settlement_id", sort=False)
+    residents = groups["residents"].sum()
+    cd_count, id_count, rd_count = (groups[column].nunique()
+                                    for column in ("cd_code", "id_code", "rd_code"))
     for graph, plan in zip(graphs, plans, strict=True):
         code = graph.settlement_id
-        mine = layers.counting_districts[layers.counting_districts["settlement_id"] == code]
         settlements.append({
             "settlement_id": code,
-            "settlement_name": str(layers.settlements.loc[
-                layers.settlements["settlement_id"] == code, "settlement_name"].iloc[0]),
+            "settlement_name": str(names[code]),
             "units": int(graph.n),
-            "residents": int(mine["residents"].sum()),
-            "counting_districts": len(mine),
-            "instructor_districts": int(mine["id_code"].nunique()),
-            "registration_districts": int(mine["rd_code"].nunique()),
+            "residents": int(residents.get(code, 0)),
+            "counting_districts": int(cd_count.get(code, 0)),
+            "instructor_districts": int(id_count.get(code, 0)),
+            "registration_districts": int(rd_count.get(code, 0)),
             "registration_model": plan.rd_status,
             "graph_edges": len(graph.edges),
             "edges_cut_by_barriers": graph.cut_by_barrier,

@@ -162,6 +162,37 @@ def _figures(cds: pd.DataFrame, config: Config) -> dict[str, Any]:
     }
 
 
+def _settlement_figures(cds: pd.DataFrame, config: Config) -> list[dict[str, Any]]:
+    """:func:`_figures` of each settlement's CDs, by ``settlement_id``, all settlements at
+    once (a country has thousands)."""
+    staffing = config.staffing
+    frame = cds.assign(exception=cds["bound_exception"].fillna("").astype(str) != "",
+                       utilization=cds["utilization"].astype(float))
+    groups = frame.groupby("settlement_id", sort=True)
+    utilization = groups["utilization"]
+    table = pd.concat({
+        "residents": groups["residents"].sum(),
+        "dwellings": groups["dwellings"].sum(),
+        "workload": groups["workload"].sum().astype(float),
+        "interviewers": groups["cd_code"].nunique(),
+        "instructor_controllers": groups["id_code"].nunique(),
+        "registration_points": groups["rd_code"].nunique(),
+        "utilization_mean": utilization.mean(),
+        "utilization_min": utilization.min(),
+        "utilization_p10": utilization.quantile(0.1),
+        "utilization_p90": utilization.quantile(0.9),
+        "utilization_max": utilization.max(),
+        "cds_within_bounds": 1.0 - groups["exception"].mean(),
+        "cd_bound_exceptions": groups["exception"].sum(),
+    }, axis=1)
+    table["point_staff"] = table["registration_points"] * staffing.staff_per_point
+    table["person_days"] = (table["interviewers"] * config.counting.working_days
+                            + table["instructor_controllers"] * staffing.instructor_days
+                            + table["point_staff"] * staffing.point_days)
+    records = table.rename_axis("settlement_id").reset_index().to_dict("records")
+    return [{str(key): value for key, value in row.items()} for row in records]
+
+
 def staffing_table(layers: PlanLayers, *, config: Config) -> pd.DataFrame:
     """The staffing plan: one row per settlement (by ``settlement_id``) and a ``TOTAL`` row.
 
@@ -187,16 +218,11 @@ def staffing_table(layers: PlanLayers, *, config: Config) -> pd.DataFrame:
     names = dict(zip(layers.settlements["settlement_id"], layers.settlements["settlement_name"],
                      strict=True))
     share = config.staffing.reserve_share
-    rows = []
-    for settlement_id, group in cds.groupby("settlement_id", sort=True):
-        figures = _figures(group, config)
-        rows.append({
-            "settlement_id": settlement_id,
-            "settlement_name": names.get(settlement_id, ""),
-            **figures,
-            "reserve_interviewers": _reserve(figures["interviewers"], share),
-            "reserve_instructors": _reserve(figures["instructor_controllers"], share),
-        })
+    rows = _settlement_figures(cds, config)
+    for row in rows:
+        row["settlement_name"] = names.get(row["settlement_id"], "")
+        row["reserve_interviewers"] = _reserve(row["interviewers"], share)
+        row["reserve_instructors"] = _reserve(row["instructor_controllers"], share)
     total = _figures(cds, config)
     for column in ("reserve_interviewers", "reserve_instructors"):
         total[column] = sum(row[column] for row in rows)

@@ -602,17 +602,21 @@ def plan_counts(layers: PlanLayers) -> dict[str, int]:
 
 def _settlement_counts(layers: PlanLayers) -> list[list[Any]]:
     """Per settlement: code, name, units, residents, dwellings, CDs, IDs, RDs."""
-    units = layers.units
+    units = layers.units.groupby("settlement_id")
+    counts = units.size()
+    sums = units[["residents", "dwellings"]].sum()
+    districts = [layer["settlement_id"].value_counts() for layer in (
+        layers.counting_districts, layers.instructor_districts,
+        layers.registration_districts)]
     rows = []
     for code, name in zip(layers.settlements["settlement_id"],
                           layers.settlements["settlement_name"], strict=True):
-        mine = units[units["settlement_id"] == code]
+        mine = code in counts.index
         rows.append([
-            str(code), str(name), len(mine), int(mine["residents"].sum()),
-            int(mine["dwellings"].sum()),
-            int((layers.counting_districts["settlement_id"] == code).sum()),
-            int((layers.instructor_districts["settlement_id"] == code).sum()),
-            int((layers.registration_districts["settlement_id"] == code).sum()),
+            str(code), str(name), int(counts.get(code, 0)),
+            int(sums.at[code, "residents"]) if mine else 0,
+            int(sums.at[code, "dwellings"]) if mine else 0,
+            *(int(count.get(code, 0)) for count in districts),
         ])
     return rows
 
