@@ -311,7 +311,7 @@ def test_an_unreadable_checkpoint_is_planned_again(register: Path, tmp_path: Pat
 
 def test_a_large_city_is_planned_in_blocks_of_whole_ids(register: Path, serial: PlanResult,
                                                         tmp_path: Path) -> None:
-    split = Execution(split_units=100, progress=False, checkpoints=tmp_path / "checkpoints")
+    split = Execution(split_units=150, progress=False, checkpoints=tmp_path / "checkpoints")
     blocks = plan(register, split)
     layers = blocks.layers
     assert check_layers(layers.as_dict()).ok
@@ -321,7 +321,8 @@ def test_a_large_city_is_planned_in_blocks_of_whole_ids(register: Path, serial: 
     for cd, id_code in zip(layers.counting_districts["cd_code"],
                            layers.counting_districts["id_code"], strict=True):
         assert cd.startswith(id_code + "-")
-    # the town (192 units) became two tasks; the villages stayed whole
+    # the town (192 units, an effort of 192/150 units + its CDs/80) became two tasks;
+    # the villages stayed whole
     names = sorted(p.stem for p in (tmp_path / "checkpoints").glob("*.pkl"))
     assert names == sorted([f"{SETTLEMENTS[0]}.001", f"{SETTLEMENTS[0]}.002",
                             *SETTLEMENTS[1:]])
@@ -339,7 +340,7 @@ def test_a_large_city_is_planned_in_blocks_of_whole_ids(register: Path, serial: 
         spread = pd.Series(block_of).groupby(town[column].to_numpy()).nunique()
         assert (spread == 1).all(), column
     # the same plan serially and on two workers
-    distributed = plan(register, Execution(split_units=100, workers=2, progress=False))
+    distributed = plan(register, Execution(split_units=150, workers=2, progress=False))
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     assert layer_bytes(distributed, tmp_path / "a") == layer_bytes(blocks, tmp_path / "b")
@@ -400,7 +401,7 @@ def test_a_block_keeps_the_tiles_its_units_have_in_the_whole_city(register: Path
     polygons = settlement_polygons(units, None, margin_m=config.graph.settlement_margin_m)
     tasks = settlement_tasks(units, polygons, barriers=np.zeros(0, dtype=object),
                              crossings=np.zeros(0, dtype=object), network=None,
-                             config=config, seed=1, split_units=100)
+                             config=config, seed=1, split_units=150)
     blocks = [t for t in tasks if t.blocks > 1]
     assert len(blocks) == 2 and all(t.tiles_wkb is not None for t in blocks)
     town = units[units["settlement_id"] == blocks[0].settlement_id]
@@ -520,3 +521,32 @@ def test_the_cli_writes_a_country(tmp_path: Path) -> None:
     bad = CliRunner().invoke(main, ["-q", "synth", "--country", "--residents", "5000",
                                     "--out", str(tmp_path / "country.csv")])
     assert bad.exit_code == 1 and "GeoPackage" in bad.output
+
+
+def test_blocks_share_the_planning_effort_of_units_and_cds() -> None:
+    """A dense centre of heavy blocks of flats (few units, many CDs) and a ring of light
+    houses (many units, few CDs): cut by effort, the centre gets blocks of its own and
+    no block holds much more effort than another."""
+    from districting.settlement import BLOCK_CDS, SPLIT_UNITS, city_blocks
+    from districting.workload import district_target
+
+    rng = np.random.default_rng(5)
+    centre = rng.uniform(-500, 500, size=(600, 2))
+    ring = rng.uniform(-4000, 4000, size=(9000, 2))
+    ring = ring[np.abs(ring).max(axis=1) > 600]
+    xy = np.vstack([centre, ring])
+    config = Config()
+    target = district_target(workload=config.workload, counting=config.counting)
+    workload = np.r_[np.full(len(centre), target / 2), np.full(len(ring), target / 400)]
+    effort = 1 / SPLIT_UNITS + workload / (BLOCK_CDS * target)
+    blocks = int(np.ceil(effort.sum()))
+    parts = city_blocks(xy, workload, blocks=blocks, config=config, effort=effort)
+    assert sorted(np.concatenate(parts).tolist()) == list(range(len(xy)))
+    spent = np.array([effort[rows].sum() for rows in parts])
+    assert spent.max() < 1.5 * spent.min(), spent
+    cds = np.array([workload[rows].sum() / target for rows in parts])
+    assert cds.max() <= 1.2 * BLOCK_CDS, cds  # the centre's 300 CDs are spread out
+    assert min(len(rows) for rows in parts) < 0.3 * max(len(rows) for rows in parts)
+    # cut by unit count alone, the blocks around the centre hold far more CDs
+    by_units = city_blocks(xy, workload, blocks=blocks, config=config)
+    assert max(workload[rows].sum() / target for rows in by_units) > 1.5 * BLOCK_CDS
