@@ -14,15 +14,17 @@ import zipfile
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pyogrio
 from openpyxl import Workbook
-from openpyxl.xml.constants import ARC_CORE
-from openpyxl.xml.functions import tostring
+from openpyxl.writer.excel import ExcelWriter
 
 from districting.errors import DistrictingError, InputFileError
 from districting.layers import PlanLayers
+
+if TYPE_CHECKING:
+    from _typeshed import SizedBuffer
 
 logger = logging.getLogger(__name__)
 
@@ -57,25 +59,41 @@ def save_workbook(workbook: Workbook, path: Path) -> None:
     """Save an openpyxl workbook so that the same content always gives the same bytes.
 
     openpyxl stamps the document's "created" and "modified" properties and every zip
-    entry with the current time; here all of them are :data:`XLSX_TIMESTAMP`.
-    Embedded images are stored as given, so they must be deterministic themselves.
+    entry with the current time; here all of them are :data:`XLSX_TIMESTAMP`. The
+    entries are stamped as they are written (see :class:`_StampedZip`), so nothing is
+    compressed twice. Embedded images are stored as given, so they must be
+    deterministic themselves.
     """
     workbook.properties.created = XLSX_TIMESTAMP
-    buffer = io.BytesIO()
-    workbook.save(buffer)
     workbook.properties.modified = XLSX_TIMESTAMP
-    core = tostring(workbook.properties.to_tree())
-    stamp = XLSX_TIMESTAMP.timetuple()[:6]
-    out = io.BytesIO()
-    with zipfile.ZipFile(buffer) as source, \
-            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for item in source.infolist():
-            data = core if item.filename == ARC_CORE else source.read(item)
-            info = zipfile.ZipInfo(item.filename, date_time=stamp)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = item.external_attr
-            target.writestr(info, data)
-    Path(path).write_bytes(out.getvalue())
+    buffer = io.BytesIO()
+    with _StampedZip(buffer, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+        ExcelWriter(workbook, archive).write_data()
+    Path(path).write_bytes(buffer.getvalue())
+
+
+class _StampedZip(zipfile.ZipFile):
+    """A zip archive whose entries all carry :data:`XLSX_TIMESTAMP`, not the clock or a
+    temporary file's time (openpyxl writes each worksheet through one)."""
+
+    _STAMP = XLSX_TIMESTAMP.timetuple()[:6]
+
+    def writestr(self, zinfo_or_arcname: zipfile.ZipInfo | str, data: SizedBuffer | str,
+                 compress_type: int | None = None, compresslevel: int | None = None) -> None:
+        if isinstance(zinfo_or_arcname, zipfile.ZipInfo):
+            info = zinfo_or_arcname
+        else:
+            info = zipfile.ZipInfo(zinfo_or_arcname, date_time=self._STAMP)
+            info.compress_type = self.compression
+            info.external_attr = 0o600 << 16  # as zipfile gives a named entry
+        super().writestr(info, data, compress_type, compresslevel)
+
+    def write(self, filename: str | os.PathLike[str], arcname: str | os.PathLike[str] | None = None,
+              compress_type: int | None = None, compresslevel: int | None = None) -> None:
+        info = zipfile.ZipInfo.from_file(filename, arcname)
+        info.date_time = self._STAMP
+        info.compress_type = self.compression
+        self.writestr(info, Path(filename).read_bytes(), compress_type, compresslevel)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
