@@ -15,10 +15,11 @@ on the CD graph. It is solved in two steps:
    optimum as a cutoff. If it finishes, its plan is optimal over all connected RDs;
    if it finds nothing better than the cutoff, the star plan is.
 
-The star plan is kept when the rounds run out (status ``star``). A round count, not a
-clock, bounds the work, so the same input gives the same plan on any machine; the
+The star plan is kept when the rounds run out (status ``star``). A round count and a
+budget of branch-and-bound nodes for all rounds together (``ROUND_NODES``), not a
+clock, bound the work, so the same input gives the same plan on any machine; the
 clock (``time_limit``, for the star model and all rounds together) only stops a model
-too large for its rounds, and the plan then says so (status ``feasible``).
+too large for them, and the plan then says so (status ``feasible``).
 
 When no star plan meets the capacity in a settlement (or block) of more than
 ``EXACT_CDS`` CDs, the exact model is not tried: without a plan to beat it can run for
@@ -34,6 +35,7 @@ import time
 from dataclasses import dataclass
 from functools import partial
 
+import highspy
 import numpy as np
 import pulp
 import scipy.sparse as sp
@@ -44,6 +46,10 @@ from districting.partition.exact import _native_output_silenced, _solver
 
 #: Rounds of adding connectivity constraints to the exact model.
 MAX_ROUNDS = 25
+#: Branch-and-bound nodes (HiGHS) for all rounds of a settlement together. The demo's
+#: rounds need under 10; a dense city block of 78 CDs needed about 4,000 a round and
+#: still had disconnected districts after ten rounds, when the clock stopped it.
+ROUND_NODES = 20_000
 #: Without a star plan within the capacity, the exact model is tried up to this many CDs.
 EXACT_CDS = 40
 #: Capacity multiples tried, in order, in the star model when the capacity itself fails.
@@ -58,9 +64,11 @@ class PointPlan:
     """The chosen points (candidate indices, ascending), each CD's point (an index into
     ``chosen``), the total person-metres, and how good it is known to be: ``optimal``
     (over all connected RDs), ``star`` (optimal over RDs that grow outward from their
-    point), ``relaxed`` (a star plan within ``capacity``, raised above the one asked
-    for), ``feasible`` (a solve was cut short by the time limit, so the plan may
-    differ on another machine) or ``repaired`` (pieces joined to a neighbouring RD
+    point), ``improved`` (connected and better than the star plan, but the node
+    budget ran out before it was proven optimal), ``relaxed`` (a star plan within
+    ``capacity``, raised above the one asked for), ``feasible`` (a solve was cut
+    short by the time limit, so the plan may differ on another machine) or
+    ``repaired`` (pieces joined to a neighbouring RD
     after the rounds ran out, where no star plan meets the capacity; the capacity may
     then be exceeded)."""
 
@@ -80,6 +88,7 @@ class _Model:
                  home: np.ndarray, pairs: list[tuple[int, int]]) -> None:
         n, m = cost.shape
         self.cost, self.home, self.p = cost, home, p
+        self.nodes = 0  # branch-and-bound nodes of the last solve
         self.problem = pulp.LpProblem("registration_points", pulp.LpMinimize)
         self.y = {j: pulp.LpVariable(f"y_{j}", cat="Binary") for j in range(m)}
         self.x = {(i, j): pulp.LpVariable(f"x_{i}_{j}", cat="Binary") for i, j in pairs}
@@ -101,14 +110,23 @@ class _Model:
                              <= capacity * self.y[j]), f"capacity_{j}"
             self.problem += self.x[int(home[j]), j] >= self.y[j], f"home_{j}"
 
-    def solve(self, solver: str, time_limit: float,
-              cutoff: float | None = None) -> tuple[str, _Solution | None]:
+    def solve(self, solver: str, time_limit: float, cutoff: float | None = None,
+              max_nodes: int | None = None) -> tuple[str, _Solution | None]:
         """``("optimal" | "feasible", plan)`` (proven, or stopped by the time limit),
-        ``("infeasible", None)`` (nothing meets the constraints and the cutoff) or
-        ``("none", None)`` (the time limit came before any plan)."""
+        ``("limit", plan or None)`` (stopped by ``max_nodes``), ``("infeasible", None)``
+        (nothing meets the constraints and the cutoff) or ``("none", None)`` (the time
+        limit came before any plan). :attr:`nodes` then holds the nodes it took."""
         bound = None if cutoff is None else cutoff / self.scale * (1 + 1e-9) + 1e-9
-        with _native_output_silenced():
-            self.problem.solve(_solver(solver, time_limit, cutoff=bound))
+        self.nodes = 0
+        try:
+            with _native_output_silenced():
+                self.problem.solve(_solver(solver, time_limit, cutoff=bound,
+                                           max_nodes=max_nodes))
+        except KeyError:  # pulp has no status for HiGHS's node limit
+            if not self._stopped_at_node_limit():
+                raise
+            return "limit", self._incumbent()
+        self.nodes = self._node_count()
         solution = self.problem.sol_status
         if (pulp.LpStatus[self.problem.status] == "Infeasible"
                 or solution == pulp.LpSolutionInfeasible):
@@ -119,6 +137,29 @@ class _Model:
         if plan is None:
             return "none", None
         return ("optimal" if solution == pulp.LpSolutionOptimal else "feasible"), plan
+
+    def _node_count(self) -> int:
+        model = getattr(self.problem, "solverModel", None)
+        try:
+            return int(model.getInfo().mip_node_count) if model is not None else 0
+        except (AttributeError, TypeError, ValueError):
+            return 0
+
+    def _stopped_at_node_limit(self) -> bool:
+        model = getattr(self.problem, "solverModel", None)
+        limit = highspy.HighsModelStatus.kSolutionLimit
+        return model is not None and model.getModelStatus() == limit
+
+    def _incumbent(self) -> _Solution | None:
+        """The best plan HiGHS had when the node limit stopped it, if it had one."""
+        model = self.problem.solverModel
+        self.nodes = self._node_count()
+        if model.getInfo().primal_solution_status != 2:  # no feasible solution
+            return None
+        values = model.getSolution().col_value
+        for var in self.problem.variables():
+            var.varValue = values[var.index]
+        return self._plan()
 
     def _plan(self) -> _Solution | None:
         """The solution's points and assignment, if it gives every CD exactly one point."""
@@ -218,8 +259,11 @@ def _solve(
             "their points; raise registration.capacity_share or the number of points"
         )
     exact = _Model(cost, demand, p=p, capacity=capacity, home=home, pairs=pairs)
+    nodes = ROUND_NODES
     for rounds in range(1, MAX_ROUNDS + 1):
-        state, found = exact.solve(solver, left(), cutoff=None if best is None else best[2])
+        state, found = exact.solve(solver, left(), cutoff=None if best is None else best[2],
+                                   max_nodes=nodes)
+        nodes -= exact.nodes
         if state == "infeasible":
             if best is None:
                 break
@@ -232,11 +276,12 @@ def _solve(
         roots = [int(home[j]) for j in chosen]
         pieces = _cut_off(adjacency, assignment, roots)
         if not pieces:
-            return PointPlan(chosen, assignment, objective,
-                             "optimal" if state == "optimal" else "feasible", rounds, capacity)
-        spent = state == "feasible" or time.monotonic() - clock >= time_limit
+            status = {"optimal": "optimal", "limit": "improved"}.get(state, "feasible")
+            return PointPlan(chosen, assignment, objective, status, rounds, capacity)
+        spent = (state in ("feasible", "limit") or nodes <= 0
+                 or time.monotonic() - clock >= time_limit)
         if spent and best is not None:
-            break  # the time limit cut this round short; more rounds would cost as much
+            break  # the node budget or the clock ran out; more rounds would cost as much
         if best is None and (rounds == MAX_ROUNDS or spent):
             _join_pieces(adjacency, assignment, roots, cost[:, chosen])
             objective = float(cost[np.arange(n), np.array(chosen)[assignment]].sum())
@@ -255,6 +300,10 @@ def _solve(
     if "none" in (star_state, state):
         raise PartitionError(f"the registration-point model found no plan within "
                              f"{time_limit:.0f} s; raise registration.time_limit")
+    if state == "limit":
+        raise PartitionError(f"the registration-point model found no plan within "
+                             f"{ROUND_NODES:,} branch-and-bound nodes; raise "
+                             "registration.capacity_share or the number of points")
     raise PartitionError(
         f"no assignment of CDs to {p} point(s) keeps each within {capacity:,.0f} "
         "residents; raise registration.capacity_share or the number of points"

@@ -217,3 +217,32 @@ def test_rounds_stop_when_the_time_limit_is_spent(monkeypatch: pytest.MonkeyPatc
                                 home=np.array([0, 4]), time_limit=30)
     assert plan.status == "repaired" and plan.rounds == 1
     check_plan(plan, cost, np.ones(5), adj, np.array([0, 4]), p=2, capacity=5)
+
+
+def _branching_instance() -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray, float]:
+    """An 8 × 8 grid of CDs, 12 candidates, 4 points: its exact rounds need branching."""
+    rng = np.random.default_rng(1)
+    adj, xy = grid(8, 8)
+    home = rng.choice(64, size=12, replace=False)
+    demand = rng.integers(50, 150, size=64).astype(float)
+    distance = np.linalg.norm(xy[:, None, :] - xy[home][None, :, :], axis=2)
+    cost = distance * demand[:, None] * rng.uniform(0.5, 1.5, size=(64, 12))
+    return adj, demand, home, cost, demand.sum() / 4 * 1.1
+
+
+def test_a_node_budget_not_the_clock_ends_the_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    import districting.registration as registration
+
+    adj, demand, home, cost, capacity = _branching_instance()
+    solve = dict(p=4, capacity=capacity, adjacency=adj, home=home, time_limit=60)
+    full = capacitated_p_median(cost, demand, **solve)
+    assert full.status == "optimal"
+    # With one node for all rounds, HiGHS stops on its node limit (a status pulp does not
+    # know): the star plan is kept, the same each time, whatever the machine's speed.
+    monkeypatch.setattr(registration, "ROUND_NODES", 1)
+    first = capacitated_p_median(cost, demand, **solve)
+    again = capacitated_p_median(cost, demand, **solve)
+    assert first.status == "star"
+    assert first.chosen == again.chosen and (first.assignment == again.assignment).all()
+    check_plan(first, cost, demand, adj, home, p=4, capacity=capacity)
+    assert first.objective >= full.objective - 1e-6

@@ -108,17 +108,22 @@ class _Model:
 
 
 def _solver(name: str, time_limit: float, *, cutoff: float | None = None,
-            mip: bool = True) -> pulp.LpSolver:
+            mip: bool = True, max_nodes: int | None = None) -> pulp.LpSolver:
+    """The solver, with no gap, a time limit, an optional objective cutoff and an
+    optional limit on branch-and-bound nodes (work that is the same on any machine)."""
     if name == "highs":
         options: dict[str, float | str] = {"mip_rel_gap": 0.0, "mip_abs_gap": 0.0}
         if cutoff is not None:
             options["objective_bound"] = cutoff
+        if max_nodes is not None:
+            options["mip_max_nodes"] = max(1, max_nodes)
         return pulp.HiGHS(msg=False, mip=mip, timeLimit=max(1.0, time_limit), threads=2,
                           **options)
     if name == "cbc":
         extra = [f"cutoff {cutoff}"] if cutoff is not None else []
         return pulp.PULP_CBC_CMD(msg=False, mip=mip, timeLimit=max(1, math.ceil(time_limit)),
-                                 threads=2, gapRel=0.0, gapAbs=0.0, options=extra)
+                                 threads=2, gapRel=0.0, gapAbs=0.0, options=extra,
+                                 maxNodes=None if max_nodes is None else max(1, max_nodes))
     raise ValueError(f"unknown solver {name!r} (choose from {', '.join(SOLVERS)})")
 
 
