@@ -158,6 +158,7 @@ def plan_register(
         crs=polygons.crs, name=polygons.geometry.name))
     with stage("assembling the layers"):
         layers = assemble_layers(units, polygons, graphs, plans, config=config)
+    del units, polygons, outcomes  # the layers hold what is needed from here on
     for cd, reason in zip(layers.counting_districts["cd_code"],
                           layers.counting_districts["bound_exception"], strict=True):
         if reason:
