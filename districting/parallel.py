@@ -85,7 +85,7 @@ def run_settlements(tasks: Sequence[SettlementTask], *,
         if done:
             logger.info("resuming: %d of %d settlement(s) already planned", len(done),
                         len(tasks))
-    pending = sorted((t for t in tasks if t.key not in done), key=lambda t: (-t.size, t.key))
+    pending = sorted((t for t in tasks if t.key not in done), key=lambda t: (-t.effort, t.key))
     total_units = sum(t.size for t in tasks)
     places = tqdm(total=len(tasks), desc="settlements", unit="settlement",
                   disable=not execution.progress, leave=False, position=0,
@@ -144,7 +144,7 @@ def _dask_client(execution: Execution) -> Iterator[Callable[..., None]]:
 
     def submit(tasks: Sequence[SettlementTask],
                finish: Callable[[SettlementOutcome], None]) -> None:
-        # A few tasks per worker thread are in flight at a time, the largest first: the
+        # A few tasks per worker thread are in flight at a time, the longest first: the
         # scheduler then holds a few settlements' units, not the whole country's. Each
         # outcome is let go on the cluster once it is here (kept, the finished
         # settlements filled the workers' memory).
@@ -156,7 +156,7 @@ def _dask_client(execution: Execution) -> Iterator[Callable[..., None]]:
         def top_up() -> None:
             while len(pending) < window and (task := next(queue, None)) is not None:
                 future = client.submit(plan_task, task, key=f"settlement-{task.key}",
-                                       pure=False, priority=task.size)
+                                       pure=False, priority=round(1000 * task.effort))
                 pending[future.key] = future
                 finished.add(future)
 

@@ -89,6 +89,15 @@ class SettlementTask:
         return len(self.units)
 
     @property
+    def effort(self) -> float:
+        """How long the task is expected to take, in blocks' worth (see the module
+        docstring): the runs start the longest tasks first, so that none is left for
+        the end."""
+        target = district_target(workload=self.config.workload, counting=self.config.counting)
+        workload = float(self.units["workload"].sum()) if "workload" in self.units else 0.0
+        return self.size / SPLIT_UNITS + workload / (BLOCK_CDS * max(target, 1e-9))
+
+    @property
     def key(self) -> str:
         """The task's name: the settlement, and the block when the city is split."""
         return (self.settlement_id if self.blocks == 1

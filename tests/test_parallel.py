@@ -550,3 +550,32 @@ def test_blocks_share_the_planning_effort_of_units_and_cds() -> None:
     # cut by unit count alone, the blocks around the centre hold far more CDs
     by_units = city_blocks(xy, workload, blocks=blocks, config=config)
     assert max(workload[rows].sum() / target for rows in by_units) > 1.5 * BLOCK_CDS
+
+
+def test_the_longest_task_by_units_and_cds_starts_first(register: Path) -> None:
+    """A task of few heavy units (a block of flats) outranks one of more light units:
+    the runs start it first, so that it does not hold up the end of the run."""
+    from dataclasses import replace
+
+    from districting.register import read_register
+    from districting.settlement import BLOCK_CDS, SPLIT_UNITS, settlement_tasks
+    from districting.units import settlement_polygons, units_from_register
+    from districting.workload import district_target
+
+    config = norms()
+    units = units_from_register(read_register(register), config=config)
+    polygons = settlement_polygons(units, None, margin_m=config.graph.settlement_margin_m)
+    tasks = settlement_tasks(units, polygons, barriers=np.zeros(0, dtype=object),
+                             crossings=np.zeros(0, dtype=object), network=None,
+                             config=config, seed=1)
+    town = max(tasks, key=lambda t: t.size)
+    target = district_target(workload=config.workload, counting=config.counting)
+    expected = (town.size / SPLIT_UNITS
+                + float(town.units["workload"].sum()) / (BLOCK_CDS * target))
+    assert town.effort == pytest.approx(expected)
+    flats = town.units.iloc[:10].copy()
+    flats["workload"] = town.units["workload"].sum()  # ten units, ten times the town's work
+    dense = replace(town, settlement_id="dense", units=flats)
+    assert dense.size < town.size and dense.effort > town.effort
+    order = sorted([town, dense], key=lambda t: (-t.effort, t.key))
+    assert order[0] is dense
