@@ -31,8 +31,9 @@ import logging
 import math
 import multiprocessing
 import re
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from copy import copy
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -156,6 +157,8 @@ SHEET_TEXT: dict[str, dict[str, str]] = {
 _MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
               "Dec")
 _ENCODING = "utf-8-sig"
+#: Instructors' jobs waiting for each sheet worker; the next are made as these are taken.
+JOBS_QUEUED_PER_WORKER = 4
 _WORKLOAD_DECIMALS = 1
 _KM_DECIMALS = 2
 #: Width of the inline SVG map, in its own units (the page shows it 100% wide).
@@ -245,46 +248,81 @@ def format_period(period: str, lang: str = "ru") -> str:
 
 def _cd_sheets(layers: PlanLayers, *, lang: str, period: str) -> list[_CdSheet]:
     """The content of every CD sheet, in CD-code order."""
-    text = _texts(lang)
-    units, cds = _metric_pair(layers.units, layers.counting_districts)
-    cd_codes = _unique_codes(cds, "cd_code", "counting_districts")
+    maker = _CdSheetMaker(layers, lang=lang, period=period)
+    return [maker.sheet(cd) for cd in maker.records]
 
-    _require_parents(units, "cd_code", cd_codes, key="unit_id",
-                     what="address unit(s) have no counting district")
 
-    rows = _unit_rows(units, text)
-    followup = FOLLOWUP_COLUMN in units.columns
-    if "visit_order" in units.columns:
-        order = pd.to_numeric(units["visit_order"], errors="coerce").fillna(0).to_numpy()
-    else:
-        logger.warning("sheets: the units layer has no visit_order; using the register order")
-        order = np.arange(1, len(units) + 1)
-    natural = [_natural_key(u) for u in units["unit_id"]]
-    positions = units.groupby(units["cd_code"].astype(str), sort=False).indices
-    raw_workload = pd.to_numeric(units["workload"], errors="coerce").to_numpy(dtype=float)
+class _CdSheetMaker:
+    """Builds CD sheets one at a time, so that a national plan's tens of thousands are
+    never all in memory at once. Every check on the plan is done on creation, before
+    any sheet is made."""
 
-    settlement_names = _settlement_names(layers)
-    points = _point_names(layers)
-    period_text = format_period(period, lang) if period else ""
-    sheets: list[_CdSheet] = []
-    for cd in sorted(cds.to_dict("records"), key=lambda r: _natural_key(r["cd_code"])):
+    def __init__(self, layers: PlanLayers, *, lang: str, period: str) -> None:
+        self.lang = lang
+        self.text = text = _texts(lang)
+        units, cds = _metric_pair(layers.units, layers.counting_districts)
+        cd_codes = _unique_codes(cds, "cd_code", "counting_districts")
+        _require_parents(units, "cd_code", cd_codes, key="unit_id",
+                         what="address unit(s) have no counting district")
+        self.rows = _UnitRows(units, text)
+        self.followup = FOLLOWUP_COLUMN in units.columns
+        if "visit_order" in units.columns:
+            self.order = pd.to_numeric(units["visit_order"], errors="coerce").fillna(0).to_numpy()
+        else:
+            logger.warning("sheets: the units layer has no visit_order; using the register order")
+            self.order = np.arange(1, len(units) + 1)
+        self.natural = [_natural_key(u) for u in units["unit_id"]]
+        self.positions = units.groupby(units["cd_code"].astype(str), sort=False).indices
+        self.workload = pd.to_numeric(units["workload"], errors="coerce").to_numpy(dtype=float)
+        self.settlement_names = _settlement_names(layers)
+        self.points = _point_names(layers)
+        self.period_text = format_period(period, lang) if period else ""
+        #: The CDs' records, in CD-code order.
+        self.records: list[dict[str, Any]] = sorted(
+            cds.to_dict("records"), key=lambda r: _natural_key(r["cd_code"]))
+
+    def part(self, cds: list[dict[str, Any]]) -> _CdSheetMaker:
+        """A maker of only these CDs' sheets, holding only their units' data: small to
+        send to a worker process, which then makes the sheets itself."""
+        empty = np.zeros(0, dtype=np.intp)
+        own = [self.positions.get(str(cd["cd_code"]), empty) for cd in cds]
+        members = np.concatenate(own) if own else empty
+        part = copy(self)
+        part.rows = self.rows.part(members)
+        part.order = self.order[members]
+        part.natural = [self.natural[i] for i in members.tolist()]
+        part.workload = self.workload[members]
+        starts = np.cumsum([0] + [len(p) for p in own])
+        part.positions = {str(cd["cd_code"]): np.arange(starts[i], starts[i + 1])
+                          for i, cd in enumerate(cds)}
+        settlements = {_text(cd.get("settlement_id")) for cd in cds}
+        part.settlement_names = {k: v for k, v in self.settlement_names.items()
+                                 if k in settlements}
+        points = {_text(cd.get("rd_code")) for cd in cds}
+        part.points = {k: v for k, v in self.points.items() if k in points}
+        part.records = cds
+        return part
+
+    def sheet(self, cd: dict[str, Any]) -> _CdSheet:
+        """The sheet of one CD (a record of :attr:`records`)."""
+        text, order, natural, lang = self.text, self.order, self.natural, self.lang
         code = str(cd["cd_code"])
-        members = positions.get(code, np.zeros(0, dtype=np.intp)).tolist()
+        members = self.positions.get(code, np.zeros(0, dtype=np.intp)).tolist()
         if not members:
             logger.warning("sheets: counting district %s has no address units", code)
         visited_at = sorted((p for p in members if order[p] > 0),
                             key=lambda p: (order[p], natural[p]))
         # A follow-up plan lists only the addresses still to visit.
-        unvisited_at = [] if followup else sorted((p for p in members if order[p] <= 0),
-                                                  key=natural.__getitem__)
+        unvisited_at = [] if self.followup else sorted((p for p in members if order[p] <= 0),
+                                                       key=natural.__getitem__)
         expected = list(range(1, len(visited_at) + 1))
         if [int(order[p]) for p in visited_at] != expected:
             logger.warning("sheets: the visit order of counting district %s is not 1..%d; "
                            "numbering the units in that order", code, len(visited_at))
-        visited = [replace(rows[p], number=n) for n, p in enumerate(visited_at, start=1)]
-        unvisited = [rows[p] for p in unvisited_at]
+        visited = [self.rows.row(p, number=n) for n, p in enumerate(visited_at, start=1)]
+        unvisited = [self.rows.row(p) for p in unvisited_at]
         everything = visited + unvisited
-        workload = raw_workload[members] if members else np.zeros(0)
+        workload = self.workload[members] if members else np.zeros(0)
         total = [
             TOTAL_LABEL[lang], text["units_total"].format(n=len(everything)), "", "",
             _int_sum(r.dwellings for r in everything), _int_sum(r.residents for r in everything),
@@ -294,57 +332,70 @@ def _cd_sheets(layers: PlanLayers, *, lang: str, period: str) -> list[_CdSheet]:
         settlement = _text(cd.get("settlement_id"))
         rd_code = _text(cd.get("rd_code"))
         header = [
-            (text["settlement"], settlement_names.get(settlement, settlement)),
+            (text["settlement"], self.settlement_names.get(settlement, settlement)),
             (text["cd"], code),
             (text["id"], _text(cd.get("id_code"))),
             (text["rd"], rd_code),
-            (text["point"], points.get(rd_code, "")),
-            (text["period"], period_text),
+            (text["point"], self.points.get(rd_code, "")),
+            (text["period"], self.period_text),
         ]
         geometry = cd.get("geometry")
         shape = geometry if isinstance(geometry, BaseGeometry) and not geometry.is_empty \
             else None
-        sheets.append(_CdSheet(
+        return _CdSheet(
             code=code, id_code=_text(cd.get("id_code")), header=header,
             signers=(text["interviewer"], text["instructor"]),
             visited=visited, unvisited=unvisited, total=total,
             tour_km=_km(cd.get("tour_m")), naive_km=_km(cd.get("naive_m")), shape=shape,
-        ))
-    return sheets
+        )
 
 
-def _unit_rows(units: pd.DataFrame, text: dict[str, str]) -> list[_UnitRow]:
-    """One row per unit (unnumbered), in the layer's order."""
-    if FOLLOWUP_COLUMN in units.columns:  # a follow-up plan: the households still to visit
-        to_visit = pd.to_numeric(units[FOLLOWUP_COLUMN], errors="coerce").to_numpy(dtype=float)
-    else:
-        households = pd.to_numeric(units["households"], errors="coerce")
-        if "online_share" in units.columns:
-            share = pd.to_numeric(units["online_share"], errors="coerce").fillna(0.0)
+class _UnitRows:
+    """The units' sheet rows, made on demand from the layer's columns."""
+
+    def __init__(self, units: pd.DataFrame, text: dict[str, str]) -> None:
+        if FOLLOWUP_COLUMN in units.columns:  # a follow-up plan: the households still to visit
+            to_visit = pd.to_numeric(units[FOLLOWUP_COLUMN], errors="coerce").to_numpy(float)
         else:
-            share = pd.Series(0.0, index=units.index)
-        to_visit = (households * (1.0 - share)).to_numpy(dtype=float)
-    first = _optional_column(units, "dwelling_from")
-    last = _optional_column(units, "dwelling_to")
-    geometry = units.geometry
-    xs = np.where(geometry.is_empty | geometry.isna(), np.nan, geometry.x)
-    ys = np.where(geometry.is_empty | geometry.isna(), np.nan, geometry.y)
-    rows = []
-    for i, (address, unit_id, dwellings, residents, workload) in enumerate(zip(
-            units["address"], units["unit_id"], units["dwellings"], units["residents"],
-            units["workload"], strict=True)):
+            households = pd.to_numeric(units["households"], errors="coerce")
+            if "online_share" in units.columns:
+                share = pd.to_numeric(units["online_share"], errors="coerce").fillna(0.0)
+            else:
+                share = pd.Series(0.0, index=units.index)
+            to_visit = (households * (1.0 - share)).to_numpy(dtype=float)
+        self.to_visit = to_visit
+        self.first = _optional_column(units, "dwelling_from")
+        self.last = _optional_column(units, "dwelling_to")
+        geometry = units.geometry
+        self.xs = np.where(geometry.is_empty | geometry.isna(), np.nan, geometry.x)
+        self.ys = np.where(geometry.is_empty | geometry.isna(), np.nan, geometry.y)
+        self.columns = [units[name].to_numpy(dtype=object) for name in (
+            "address", "unit_id", "dwellings", "residents", "workload")]
+        self.flats = text["flats"]
+
+    def part(self, members: np.ndarray) -> _UnitRows:
+        """The rows of these units only, numbered from 0 in that order."""
+        part = copy(self)
+        part.to_visit, part.first, part.last = (self.to_visit[members], self.first[members],
+                                                self.last[members])
+        part.xs, part.ys = self.xs[members], self.ys[members]
+        part.columns = [column[members] for column in self.columns]
+        return part
+
+    def row(self, i: int, *, number: int | None = None) -> _UnitRow:
+        """Unit ``i``'s row (by position in the layer), numbered ``number`` on the route."""
+        address, unit_id, dwellings, residents, workload = (c[i] for c in self.columns)
         flats = ""
-        if first[i] > 0 and last[i] > 0:
-            flats = text["flats"].format(first=int(first[i]), last=int(last[i]))
-        visit = to_visit[i]
-        rows.append(_UnitRow(
-            number=None, address=_text(address), unit_id=_text(unit_id), flats=flats,
+        if self.first[i] > 0 and self.last[i] > 0:
+            flats = self.flats.format(first=int(self.first[i]), last=int(self.last[i]))
+        visit = self.to_visit[i]
+        return _UnitRow(
+            number=number, address=_text(address), unit_id=_text(unit_id), flats=flats,
             dwellings=_count(dwellings), residents=_count(residents),
             to_visit="" if math.isnan(visit) else round(visit),
             workload=_round_workload(workload),
-            xy=None if math.isnan(xs[i]) else (float(xs[i]), float(ys[i])),
-        ))
-    return rows
+            xy=None if math.isnan(self.xs[i]) else (float(self.xs[i]), float(self.ys[i])),
+        )
 
 
 def _require_parents(children: pd.DataFrame, field: str, codes: list[str], *, key: str,
@@ -485,34 +536,49 @@ def write_field_sheets(
         unit or CD has no parent district in the plan. Nothing is written then.
     """
     out_dir = Path(out_dir)
-    cd_sheets = _cd_sheets(layers, lang=lang, period=period)
+    maker = _CdSheetMaker(layers, lang=lang, period=period)
     id_sheets = _id_sheets(layers, lang=lang, period=period)
-    _write_csvs(cd_sheets, out_dir, lang=lang, delimiter=",")
     _write_csvs(id_sheets, out_dir / "instructors", lang=lang, delimiter=",")
-    by_id: dict[str, list[_CdSheet]] = {}
-    for sheet in cd_sheets:
-        by_id.setdefault(sheet.id_code, []).append(sheet)
+    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "xlsx").mkdir(parents=True, exist_ok=True)
     (out_dir / "html").mkdir(parents=True, exist_ok=True)
-    jobs = [(id_sheet, by_id.get(id_sheet.code, []), out_dir, lang) for id_sheet in id_sheets]
-    if workers > 1 and len(jobs) > 1:
+    records: dict[str, list[dict[str, Any]]] = {}
+    for cd in maker.records:
+        records.setdefault(_text(cd.get("id_code")), []).append(cd)
+
+    def jobs() -> Iterator[tuple[_IdSheet, _CdSheetMaker, Path, str]]:
+        """Each ID's job: its sheet and the data its CDs' sheets are made from."""
+        for id_sheet in id_sheets:
+            yield id_sheet, maker.part(records.get(id_sheet.code, [])), out_dir, lang
+
+    if workers > 1 and len(id_sheets) > 1:
         # Each instructor's workbook and page is independent of the others. The workers
         # start from a fresh server process, not a fork of this one, which may be
-        # running other threads (see outputs.bundle).
+        # running other threads (see outputs.bundle). A few jobs per worker wait in
+        # line; the next are made as those are taken. Each job carries the data of its
+        # CDs' units, and the worker makes their sheets.
         with ProcessPoolExecutor(max_workers=workers,
                                  mp_context=multiprocessing.get_context("forkserver")) as pool:
-            list(pool.map(_write_instructor_files, jobs,
-                          chunksize=max(1, len(jobs) // (8 * workers))))
+            waiting: deque[Future[None]] = deque()
+            for job in jobs():
+                waiting.append(pool.submit(_write_instructor_files, job))
+                while len(waiting) > JOBS_QUEUED_PER_WORKER * workers:
+                    waiting.popleft().result()
+            for future in waiting:
+                future.result()
     else:
-        for job in jobs:
+        for job in jobs():
             _write_instructor_files(job)
-    logger.debug("sheets: wrote %d CD and %d instructor sheets to %s", len(cd_sheets),
+    logger.debug("sheets: wrote %d CD and %d instructor sheets to %s", len(maker.records),
                  len(id_sheets), out_dir)
 
 
-def _write_instructor_files(job: tuple[_IdSheet, list[_CdSheet], Path, str]) -> None:
-    """One instructor district's workbook (``xlsx/``) and printable page (``html/``)."""
-    id_sheet, members, out_dir, lang = job
+def _write_instructor_files(job: tuple[_IdSheet, _CdSheetMaker, Path, str]) -> None:
+    """One instructor district's CD sheets (CSV), workbook (``xlsx/``) and printable page
+    (``html/``)."""
+    id_sheet, maker, out_dir, lang = job
+    members = [maker.sheet(cd) for cd in maker.records]
+    _write_csvs(members, out_dir, lang=lang, delimiter=",")
     name = _safe_name(id_sheet.code)
     _write_workbook(id_sheet, members, out_dir / "xlsx" / f"{name}.xlsx", lang=lang)
     page = _html_document(id_sheet, members, lang=lang)
