@@ -1,11 +1,12 @@
 """B5: the national plan, and its scaling with local Dask workers on a regional subset.
 
-Each run is the real command line, ``districting -q plan COUNTRY.gpkg --workers N``, on a
+Each run is the real command line, ``districting plan COUNTRY.gpkg --workers N``, on a
 synthetic country from ``districting synth --country --residents R``, timed from outside
 with the peak memory of the whole process tree (the command and its Dask workers,
 sampled every 0.2 s). ``summary.json`` gives the planning time alone; the rest is reading,
-checking and writing the outputs. Each run's ``plan.gpkg`` is hashed: the plan must be the
-same bytes with any number of workers.
+checking and writing the outputs. The seconds of each stage come from the command's own
+log (``districting.timing`` lines), kept in ``results/national-R-N.log``. Each run's
+``plan.gpkg`` is hashed: the plan must be the same bytes with any number of workers.
 
     python benchmarks/national.py                      # scaling: 1, 2, 4 workers, 200,000 residents
     python benchmarks/national.py --residents 1920000 --workers 2      # a tenth of the country
@@ -21,6 +22,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -71,6 +73,20 @@ def timed(command: list[str], log: Path | None = None) -> tuple[float, int, int]
     return time.perf_counter() - start, peak, code
 
 
+#: A stage's line in the command's log (see districting.timing).
+STAGE = re.compile(r"districting\.timing: (?P<name>.+): (?P<seconds>[0-9.]+) s\s*$")
+
+
+def stages(log: Path) -> dict[str, float]:
+    """Each stage's seconds, from a plan's log, in the order they ended."""
+    found: dict[str, float] = {}
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        match = STAGE.search(line.replace("\r", "\n").split("\n")[-1])
+        if match:
+            found[match["name"]] = float(match["seconds"])
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--residents", type=int, default=200_000)
@@ -90,7 +106,7 @@ def main() -> None:
         for workers in args.workers:
             out = Path(tmp) / f"plan-{workers}"
             log = RESULTS / f"national-{args.residents}-{workers}.log"
-            seconds, peak, code = timed([exe, "-q", "plan", str(country), "--out", str(out),
+            seconds, peak, code = timed([exe, "plan", str(country), "--out", str(out),
                                          "--workers", str(workers)], log)
             if code:
                 print(f"exit code {code}; the errors are in {log}", flush=True)
@@ -110,6 +126,7 @@ def main() -> None:
                 "instructor_districts": counts.get("instructor_districts"),
                 "failed_settlements": len(summary.get("failed_settlements", [])),
                 "plan_sha256": digest,
+                "stages": stages(log),
             })
             print(runs[-1], flush=True)
     base = runs[0]["wall_seconds"] if runs else 0.0
@@ -132,6 +149,10 @@ def main() -> None:
                                   else "DIFFERS between runs (or missing)"))
     if target:
         table.append(f"target: {target[0]:.0f} s and {target[1]:.0f} GB")
+    for run in runs:
+        table.append(f"where the time goes with {run['workers']} worker(s), s "
+                     "(the field sheets run beside plan.gpkg, the map and the report):")
+        table += [f"  {seconds:>8.1f}  {name}" for name, seconds in run["stages"].items()]
     print("\n".join(table))
     record = {"machine": machine(), "residents": args.residents, "seed": args.seed,
               "synth_seconds": synth_seconds, "runs": runs, "target": target}
