@@ -332,17 +332,21 @@ def write_staffing_xlsx(
         cell.alignment = Alignment(wrap_text=True, vertical="top")
     formats = {column: "0.0%" for column in SHARE_COLUMNS}
     formats.update(workload="0.0", interviewers_per_instructor="0.00")
-    for _, row in table[STAFFING_COLUMNS].iterrows():
+    # Rows are counted here: openpyxl finds ``max_row`` by scanning every cell, which
+    # made a country's 6,000 settlements take 23 s.
+    for number, row in enumerate(table[STAFFING_COLUMNS].to_dict("records"), start=2):
         is_total = row["settlement_id"] == "TOTAL"
         values = [_cell(row[column]) for column in STAFFING_COLUMNS]
         if is_total:
             values[STAFFING_COLUMNS.index("settlement_name")] = text["total"]
         sheet.append(values)
-        for column, cell in zip(STAFFING_COLUMNS, sheet[sheet.max_row], strict=True):
-            if column in formats:
-                cell.number_format = formats[column]
-            if is_total:
-                cell.font = bold
+        for index, column in enumerate(STAFFING_COLUMNS, start=1):
+            if column in formats or is_total:
+                cell = sheet.cell(row=number, column=index)
+                if column in formats:
+                    cell.number_format = formats[column]
+                if is_total:
+                    cell.font = bold
     last = get_column_letter(len(STAFFING_COLUMNS))
     settlements = int((table["settlement_id"] != "TOTAL").sum())
     sheet.auto_filter.ref = f"A1:{last}{1 + settlements}"  # the totals row stays put
