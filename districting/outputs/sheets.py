@@ -296,10 +296,10 @@ class _CdSheetMaker:
         part.positions = {str(cd["cd_code"]): np.arange(starts[i], starts[i + 1])
                           for i, cd in enumerate(cds)}
         settlements = {_text(cd.get("settlement_id")) for cd in cds}
-        part.settlement_names = {k: v for k, v in self.settlement_names.items()
-                                 if k in settlements}
+        part.settlement_names = {k: self.settlement_names[k] for k in settlements
+                                 if k in self.settlement_names}
         points = {_text(cd.get("rd_code")) for cd in cds}
-        part.points = {k: v for k, v in self.points.items() if k in points}
+        part.points = {k: self.points[k] for k in points if k in self.points}
         part.records = cds
         return part
 
