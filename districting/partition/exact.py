@@ -117,7 +117,9 @@ def _solver(name: str, time_limit: float, *, cutoff: float | None = None,
             options["objective_bound"] = cutoff
         if max_nodes is not None:
             options["mip_max_nodes"] = max(1, max_nodes)
-        return pulp.HiGHS(msg=False, mip=mip, timeLimit=max(1.0, time_limit), threads=2,
+        # One thread: plans run side by side on worker processes, one per core, and
+        # HiGHS's extra threads only competed with the other worker's.
+        return pulp.HiGHS(msg=False, mip=mip, timeLimit=max(1.0, time_limit), threads=1,
                           **options)
     if name == "cbc":
         extra = [f"cutoff {cutoff}"] if cutoff is not None else []
