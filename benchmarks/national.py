@@ -81,7 +81,7 @@ def stages(log: Path) -> dict[str, float]:
     """Each stage's seconds, from a plan's log, in the order they ended."""
     found: dict[str, float] = {}
     for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-        match = STAGE.search(line.replace("\r", "\n").split("\n")[-1])
+        match = STAGE.search(line)  # splitlines also splits the progress bars' \r
         if match:
             found[match["name"]] = float(match["seconds"])
     return found

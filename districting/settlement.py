@@ -94,8 +94,9 @@ class SettlementTask:
         docstring): the runs start the longest tasks first, so that none is left for
         the end."""
         target = district_target(workload=self.config.workload, counting=self.config.counting)
-        workload = float(self.units["workload"].sum()) if "workload" in self.units else 0.0
-        return self.size / SPLIT_UNITS + workload / (BLOCK_CDS * max(target, 1e-9))
+        workload = (self.units["workload"].to_numpy(dtype=float) if "workload" in self.units
+                    else np.zeros(self.size))
+        return float(unit_effort(workload, split_units=SPLIT_UNITS, target=target).sum())
 
     @property
     def key(self) -> str:
@@ -283,7 +284,7 @@ def settlement_tasks(
                 or (len(positions) <= split_units and mine.sum() <= split_cds * target)):
             tasks.append(task(code, positions, polygon))
             continue
-        effort = 1.0 / split_units + mine / (BLOCK_CDS * target)
+        effort = unit_effort(mine, split_units=split_units, target=target)
         points = units.geometry.to_numpy()[positions]
         parts = city_blocks(shapely.get_coordinates(points), mine, effort=effort,
                             blocks=max(2, math.ceil(effort.sum())), config=config)
@@ -294,6 +295,13 @@ def settlement_tasks(
                               block=number, blocks=len(parts), rows=rows,
                               tiles_wkb=shapely.to_wkb(tiles[rows])))
     return tasks
+
+
+def unit_effort(workload: np.ndarray, *, split_units: int, target: float) -> np.ndarray:
+    """Each unit's planning effort, in blocks' worth (see the module docstring): its share
+    of a block of ``split_units`` units plus its workload's share of :data:`BLOCK_CDS`
+    CDs of ``target`` workload."""
+    return 1.0 / split_units + np.asarray(workload, dtype=float) / (BLOCK_CDS * max(target, 1e-9))
 
 
 def city_blocks(xy: np.ndarray, workload: np.ndarray, *, blocks: int, config: Config,

@@ -124,47 +124,9 @@ def _reserve(count: int, share: float) -> int:
     return math.ceil(round(count * share, 9))
 
 
-def _figures(cds: pd.DataFrame, config: Config) -> dict[str, Any]:
-    """The staffing figures of one group of counting districts (a settlement, or all)."""
-    staffing = config.staffing
-    interviewers = int(cds["cd_code"].nunique())
-    instructors = int(cds["id_code"].nunique())
-    points = int(cds["rd_code"].nunique())
-    point_staff = points * staffing.staff_per_point
-    utilization = cds["utilization"].to_numpy(dtype=float)
-    exceptions = cds["bound_exception"].fillna("").astype(str) != ""
-    if len(utilization):
-        stats = {
-            "utilization_mean": float(np.mean(utilization)),
-            "utilization_min": float(np.min(utilization)),
-            "utilization_p10": float(np.percentile(utilization, 10)),
-            "utilization_p90": float(np.percentile(utilization, 90)),
-            "utilization_max": float(np.max(utilization)),
-            "cds_within_bounds": float(1.0 - exceptions.mean()),
-        }
-    else:
-        stats = dict.fromkeys(SHARE_COLUMNS, math.nan)
-    return {
-        "residents": int(cds["residents"].sum()),
-        "dwellings": int(cds["dwellings"].sum()),
-        "workload": float(cds["workload"].sum()),
-        "interviewers": interviewers,
-        "instructor_controllers": instructors,
-        "registration_points": points,
-        "point_staff": point_staff,
-        "person_days": (
-            interviewers * config.counting.working_days
-            + instructors * staffing.instructor_days
-            + point_staff * staffing.point_days
-        ),
-        **stats,
-        "cd_bound_exceptions": int(exceptions.sum()),
-    }
-
-
 def _settlement_figures(cds: pd.DataFrame, config: Config) -> list[dict[str, Any]]:
-    """:func:`_figures` of each settlement's CDs, by ``settlement_id``, all settlements at
-    once (a country has thousands)."""
+    """The staffing figures of each group of CDs by ``settlement_id``, all groups at once
+    (a country has thousands of settlements; the total is one group of all CDs)."""
     staffing = config.staffing
     frame = cds.assign(exception=cds["bound_exception"].fillna("").astype(str) != "",
                        utilization=cds["utilization"].astype(float))
@@ -223,7 +185,13 @@ def staffing_table(layers: PlanLayers, *, config: Config) -> pd.DataFrame:
         row["settlement_name"] = names.get(row["settlement_id"], "")
         row["reserve_interviewers"] = _reserve(row["interviewers"], share)
         row["reserve_instructors"] = _reserve(row["instructor_controllers"], share)
-    total = _figures(cds, config)
+    # The total is computed over all CDs, not summed or averaged over the settlements.
+    whole = _settlement_figures(cds.assign(settlement_id="TOTAL"), config)
+    total = whole[0] if whole else {  # a plan without CDs
+        **dict.fromkeys(["residents", "dwellings", "workload", "interviewers",
+                         "instructor_controllers", "registration_points", "point_staff",
+                         "person_days", "cd_bound_exceptions"], 0),
+        **dict.fromkeys(SHARE_COLUMNS, math.nan)}
     for column in ("reserve_interviewers", "reserve_instructors"):
         total[column] = sum(row[column] for row in rows)
     rows.append({"settlement_id": "TOTAL", "settlement_name": "", **total})

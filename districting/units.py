@@ -167,7 +167,8 @@ def settlement_polygons(
     other, the overlap is shared out by nearest unit (Voronoi cells of the units), so
     every unit stays inside its own settlement's polygon.
     """
-    names = units.groupby("settlement_id", sort=True)["settlement_name"].first()
+    by_settlement = units.groupby("settlement_id", sort=True)
+    names = by_settlement["settlement_name"].first()
     polygons: dict[str, shapely.Geometry] = {}
     if given is not None:
         projected = given.to_crs(units.crs)
@@ -177,7 +178,7 @@ def settlement_polygons(
     given_area = shapely.union_all(list(polygons.values())) if polygons else None
     hulls: dict[str, shapely.Geometry] = {}
     points = units.geometry.to_numpy()
-    rows_of = units.groupby("settlement_id", sort=True).indices
+    rows_of = by_settlement.indices
     for code in names.index:
         if code in polygons:
             continue

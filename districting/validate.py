@@ -261,9 +261,9 @@ def _check_settlements(
     usable[usable] = ~shapely.is_empty(geoms[usable])
     outside = np.zeros(len(frame), dtype=bool)
     homeless = np.zeros(len(frame), dtype=bool)
-    for code, rows in pd.Series(np.flatnonzero(usable)).groupby(
-            codes.to_numpy()[usable].astype(str)).groups.items():
-        positions = np.flatnonzero(usable)[np.asarray(rows)]
+    rows = np.flatnonzero(usable)
+    for code, mine in pd.Series(rows).groupby(codes.to_numpy()[rows].astype(str)).indices.items():
+        positions = rows[mine]
         polygon = by_code.get(str(code))
         if polygon is None:
             homeless[positions] = True

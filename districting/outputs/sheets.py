@@ -539,7 +539,6 @@ def write_field_sheets(
     maker = _CdSheetMaker(layers, lang=lang, period=period)
     id_sheets = _id_sheets(layers, lang=lang, period=period)
     _write_csvs(id_sheets, out_dir / "instructors", lang=lang, delimiter=",")
-    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "xlsx").mkdir(parents=True, exist_ok=True)
     (out_dir / "html").mkdir(parents=True, exist_ok=True)
     records: dict[str, list[dict[str, Any]]] = {}
