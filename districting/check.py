@@ -313,7 +313,8 @@ def _area_text(value: float) -> str:
 
 
 def _check_schema(layers: Layers) -> list[Violation]:
-    """Every layer of ``LAYER_FIELDS`` present, with all its fields and a geometry column."""
+    """Every layer of ``LAYER_FIELDS`` present, with all its fields and a geometry column
+    (``unit_adjacency`` may have none)."""
     out = []
     for name, fields in LAYER_FIELDS.items():
         frame = layers.get(name)
@@ -324,7 +325,8 @@ def _check_schema(layers: Layers) -> list[Violation]:
             ))
             continue
         missing = [f for f in fields if f not in frame.columns]
-        if _geometries(frame) is None:
+        # The edges' lines follow from the units' points (see layers.PlanLayers).
+        if _geometries(frame) is None and name != "unit_adjacency":
             missing.append("geometry")
         out += [
             Violation(

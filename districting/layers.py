@@ -39,7 +39,12 @@ LAYER_FIELDS: dict[str, list[str]] = {
 
 @dataclass
 class PlanLayers:
-    """All layers of a plan, each a GeoDataFrame in the plan's metric CRS."""
+    """All layers of a plan, each a GeoDataFrame in the plan's metric CRS.
+
+    ``unit_adjacency`` may come without geometry: each edge's line is the segment
+    between its two units' points, drawn when the layer is written (a national plan's
+    eight million lines would take gigabytes of memory for nothing else).
+    """
 
     units: gpd.GeoDataFrame
     counting_districts: gpd.GeoDataFrame

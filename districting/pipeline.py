@@ -78,15 +78,27 @@ def plan_from_file(
     progress: bool = True,
     execution: Execution | None = None,
 ) -> tuple[PlanResult, list[Problem]]:
-    """Read, validate and plan a register file; raise on any validation error."""
+    """Read, validate and plan a register file; raise on any validation error.
+
+    The register is handed to :func:`plan_register` with no other reference kept, so its
+    tables are let go once the units are made.
+    """
+    problems: list[Problem] = []
+    result = plan_register(_read_valid(path, settlements=settlements, problems=problems),
+                           config=config, seed=config.seed if seed is None else seed,
+                           progress=progress, execution=execution)
+    return result, problems
+
+
+def _read_valid(path: str | Path, *, settlements: str | Path | None,
+                problems: list[Problem]) -> RawRegister:
+    """The register read and validated; its problems are added to ``problems``."""
     with stage("reading the register"):
         raw = read_register(path, settlements=settlements)
     with stage("validating it"):
-        problems = validate_register(raw)
+        problems.extend(validate_register(raw))
     raise_for_errors(problems)
-    result = plan_register(raw, config=config, seed=config.seed if seed is None else seed,
-                           progress=progress, execution=execution)
-    return result, problems
+    return raw
 
 
 def plan_register(
@@ -103,7 +115,12 @@ def plan_register(
     :mod:`districting.settlement`), run as ``execution`` says (default: here, one after
     another, with no checkpoints). A settlement that fails is left out of the plan and
     listed in the summary's ``failed_settlements`` (``execution.fail_fast`` stops the run
-    instead)."""
+    instead).
+
+    ``raw`` is let go once the units are made, and the buildings' footprints once the
+    settlements are planned: a caller that keeps no reference of its own to ``raw``
+    frees their memory for the later stages (a national register holds gigabytes).
+    """
     seed = config.seed if seed is None else seed
     execution = execution or Execution(progress=progress)
     started = time.monotonic()
@@ -116,9 +133,12 @@ def plan_register(
             raw.layers.get("barriers"), raw.layers.get("crossings"), units.crs
         )
         network = _street_network(raw, units.crs)
+        source = {"file": raw.source.name, "sha256": raw.sha256}
+        del raw
         tasks = settlement_tasks(units, polygons, barriers=barriers, crossings=crossings,
                                  network=network, config=config, seed=seed,
                                  split_units=execution.split_units)
+        units = units.drop(columns="footprint")  # the tasks hold what planning needs
     with stage(f"planning {len(tasks)} settlement task(s)"):
         outcomes = join_blocks(run_settlements(tasks, execution=execution))
     del tasks  # each held a copy of its units
@@ -174,7 +194,7 @@ def plan_register(
     if not report.ok:
         raise PlanCheckError(f"{v.kind}: {v.message}" for v in report.violations)
     with stage("the summary"):
-        summary = build_summary(raw, layers, graphs, plans, config=config, seed=seed,
+        summary = build_summary(source, layers, graphs, plans, config=config, seed=seed,
                                 warnings=warnings, seconds=time.monotonic() - started)
     summary["edge_lengths"] = ("walking distance on the street network" if network is not None
                                else "straight line")
@@ -305,16 +325,14 @@ def assemble_layers(
         data = pd.DataFrame(rows, columns=LAYER_FIELDS[name])
         return gpd.GeoDataFrame(data, geometry=list(geoms), crs=crs)
 
-    # The graph's edges in one go: a unit graph has about three edges per unit.
+    # The graph's edges in one go: a unit graph has about three edges per unit. Their
+    # lines are drawn only when written (see outputs.writer.write_geopackage).
     ends = np.concatenate(edge_ends)
-    xy = shapely.get_coordinates(points)
     edges = gpd.GeoDataFrame(
         {"u": unit_ids[ends[:, 0]], "v": unit_ids[ends[:, 1]],
          "length_m": np.concatenate(edge_lengths),
          "kind": [str(kind) for kind in np.concatenate(edge_kinds)]},
-        columns=LAYER_FIELDS["unit_adjacency"],
-        geometry=shapely.linestrings(np.stack([xy[ends[:, 0]], xy[ends[:, 1]]], axis=1)),
-        crs=crs)
+        columns=LAYER_FIELDS["unit_adjacency"])
 
     return PlanLayers(
         units=gpd.GeoDataFrame(unit_frame[LAYER_FIELDS["units"]], geometry=unit_frame.geometry,
@@ -418,7 +436,7 @@ def district_statistics(layers: PlanLayers, *, config: Config) -> dict[str, Any]
 
 
 def build_summary(
-    raw: RawRegister,
+    source: dict[str, str],
     layers: PlanLayers,
     graphs: list[SettlementGraph],
     plans: list[SettlementPlan],
@@ -428,7 +446,9 @@ def build_summary(
     warnings: list[str],
     seconds: float,
 ) -> dict[str, Any]:
-    """The plan's record: counts, workload spread, bounds, provenance and warnings."""
+    """The plan's record: counts, workload spread, bounds, provenance and warnings.
+
+    ``source`` is the register's file name and SHA-256 (``file``, ``sha256``)."""
     settlements = []
     names = dict(zip(layers.settlements["settlement_id"], layers.settlements["settlement_name"],
                      strict=True))
@@ -455,7 +475,7 @@ def build_summary(
         })
     return {
         "software": {"name": "districting", "version": __version__},
-        "input": {"file": raw.source.name, "sha256": raw.sha256},
+        "input": source,
         "seed": seed,
         **district_statistics(layers, config=config),
         "settlements": settlements,

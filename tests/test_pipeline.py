@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
+import shapely
 from click.testing import CliRunner
+from plan_fixtures import grid_plan
 
+from districting import pipeline
 from districting.check import check_plan
 from districting.cli import main
+from districting.config import load_config
+from districting.layers import PlanLayers
+from districting.outputs import writer
+from districting.outputs.writer import write_geopackage
+from districting.pipeline import plan_from_file
+from districting.register import RawRegister
 
 SMALL_CONFIG = """
 name: test
@@ -77,9 +90,36 @@ def test_plan_writes_the_output_contract_and_it_checks_out(
     staffing = pd.read_csv(out / "staffing.csv")
     total = staffing[staffing["settlement_id"] == "TOTAL"].iloc[0]
     assert total["interviewers"] == len(cds) and total["instructor_controllers"] == len(ids)
+    # each adjacency edge is written as the line from its first unit's point to its second's
+    edges = layer(out, "unit_adjacency")
+    points = units.set_index("unit_id").geometry
+    ends = np.stack([shapely.get_coordinates(points.loc[edges[end]].to_numpy())
+                     for end in ("u", "v")], axis=1)
+    assert len(edges) > len(units)
+    assert np.array_equal(shapely.get_coordinates(edges.geometry.to_numpy()).reshape(-1, 2, 2),
+                          ends)
     report = check_plan(out)
     assert report.ok, [str(v) for v in report.violations]
     assert "OK" in run("check", str(out))
+
+
+def test_edge_lines_are_drawn_chunk_by_chunk_when_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layers = grid_plan(rows=6, cols=6)
+    edges = gpd.GeoDataFrame(layers["unit_adjacency"].drop(columns="geometry"))
+    without = PlanLayers(**{**layers, "unit_adjacency": edges})
+    write_geopackage(PlanLayers(**layers), tmp_path / "lines.gpkg")
+    write_geopackage(without, tmp_path / "one-chunk.gpkg")
+    # one chunk: the very file the lines give
+    assert (tmp_path / "lines.gpkg").read_bytes() == (tmp_path / "one-chunk.gpkg").read_bytes()
+    monkeypatch.setattr(writer, "EDGE_CHUNK", 7)  # 60 edges: nine chunks, the last short
+    write_geopackage(without, tmp_path / "a.gpkg")
+    write_geopackage(without, tmp_path / "b.gpkg")
+    assert (tmp_path / "a.gpkg").read_bytes() == (tmp_path / "b.gpkg").read_bytes()
+    drawn = gpd.read_file(tmp_path / "a.gpkg", layer="unit_adjacency", engine="pyogrio")
+    assert drawn.drop(columns="geometry").equals(edges.reset_index(drop=True))
+    assert drawn.geometry.geom_equals_exact(layers["unit_adjacency"].geometry, 0).all()
 
 
 def test_same_input_and_seed_give_byte_identical_plans(
@@ -212,3 +252,28 @@ def test_a_large_plan_logs_its_first_warnings_and_counts_the_rest(
     with caplog.at_level("WARNING", logger="districting.pipeline"):
         log_warnings(lines[:3])
     assert [record.getMessage() for record in caplog.records] == lines[:3]
+
+
+def test_the_register_is_let_go_before_the_settlements_are_planned(
+    register_file: Path, config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A national register holds gigabytes that no stage after the units needs.
+    read, run = pipeline.read_register, pipeline.run_settlements
+    registers: list[weakref.ref[RawRegister]] = []
+    alive_when_planning: list[bool] = []
+
+    def reading(*args: Any, **kwargs: Any) -> RawRegister:
+        raw = read(*args, **kwargs)
+        registers.append(weakref.ref(raw))
+        return raw
+
+    def planning(*args: Any, **kwargs: Any) -> Any:
+        gc.collect()
+        alive_when_planning.append(registers[0]() is not None)
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "read_register", reading)
+    monkeypatch.setattr(pipeline, "run_settlements", planning)
+    result, _ = plan_from_file(register_file, config=load_config(config_file), progress=False)
+    assert alive_when_planning == [False]
+    assert len(result.layers.units) == 348

@@ -16,12 +16,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pyogrio
+import shapely
 from openpyxl import Workbook
 from openpyxl.writer.excel import ExcelWriter
 
 from districting.errors import DistrictingError, InputFileError
-from districting.layers import PlanLayers
+from districting.layers import LAYER_FIELDS, PlanLayers
 
 if TYPE_CHECKING:
     from _typeshed import SizedBuffer
@@ -48,11 +53,59 @@ def fixed_gpkg_timestamp() -> Iterator[None]:
         pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": previous})
 
 
+#: Edges drawn and written at a time when the adjacency layer comes without lines.
+EDGE_CHUNK = 250_000
+
+
 def write_geopackage(layers: PlanLayers, path: Path) -> None:
-    """Write every layer of the plan to one GeoPackage."""
+    """Write every layer of the plan to one GeoPackage.
+
+    An adjacency layer without geometry (as the pipeline makes it) gets each edge drawn
+    as the segment between its two units' points, a chunk at a time: a national plan has
+    about eight million edges, whose lines would take two gigabytes held all at once.
+    """
     with fixed_gpkg_timestamp():
         for name, frame in layers.as_dict().items():
-            pyogrio.write_dataframe(frame, path, layer=name, driver="GPKG")
+            if name == "unit_adjacency" and not has_geometry(frame):
+                _write_edge_lines(frame, layers.units, path)
+            else:
+                pyogrio.write_dataframe(frame, path, layer=name, driver="GPKG")
+
+
+def has_geometry(frame: pd.DataFrame) -> bool:
+    """True when ``frame`` is a GeoDataFrame with its geometry column."""
+    return isinstance(frame, gpd.GeoDataFrame) and frame._geometry_column_name in frame
+
+
+def _write_edge_lines(edges: pd.DataFrame, units: gpd.GeoDataFrame, path: Path) -> None:
+    """The ``unit_adjacency`` layer, streamed to the GeoPackage in chunks of
+    :data:`EDGE_CHUNK` edges, each line drawn from ``u``'s point to ``v``'s."""
+    index = pd.Index(units["unit_id"])
+    ends = np.stack([index.get_indexer(edges["u"]), index.get_indexer(edges["v"])], axis=1)
+    if (ends < 0).any():
+        unknown = edges["u"].where(ends[:, 0] < 0, edges["v"]).to_numpy()[
+            np.flatnonzero((ends < 0).any(axis=1))[0]]
+        raise DistrictingError(f"an adjacency edge names unit '{unknown}', "
+                               "which is not in the units layer")
+    xy = shapely.get_coordinates(units.geometry.to_numpy())
+    fields = LAYER_FIELDS["unit_adjacency"]
+    schema = pa.schema([("u", pa.string()), ("v", pa.string()), ("length_m", pa.float64()),
+                        ("kind", pa.string()), ("geometry", pa.binary())])
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for start in range(0, len(edges), EDGE_CHUNK):
+            part = edges.iloc[start:start + EDGE_CHUNK]
+            lines = shapely.linestrings(
+                np.stack([xy[ends[start:start + EDGE_CHUNK, 0]],
+                          xy[ends[start:start + EDGE_CHUNK, 1]]], axis=1))
+            columns = [pa.array(part[name].to_numpy(), type=schema.field(name).type)
+                       for name in fields]
+            yield pa.RecordBatch.from_arrays([*columns, pa.array(shapely.to_wkb(lines))],
+                                             schema=schema)
+
+    pyogrio.write_arrow(pa.RecordBatchReader.from_batches(schema, batches()), path,
+                        layer="unit_adjacency", driver="GPKG", geometry_name="geometry",
+                        geometry_type="LineString", crs=units.crs.to_wkt())
 
 
 def save_workbook(workbook: Workbook, path: Path) -> None:
