@@ -497,7 +497,10 @@ def test_outputs_are_byte_identical_across_runs(layers: PlanLayers, tmp_path: Pa
     # and the embedded PNG maps are stable too (no time or software stamps)
     book = next(v for k, v in runs[0].items() if k.endswith(".xlsx"))
     with zipfile.ZipFile(io.BytesIO(book)) as archive:
-        assert {i.date_time for i in archive.infolist()} == {(2000, 1, 1, 0, 0, 0)}
+        # one fixed date on every entry and in the document's properties, not the clock
+        assert {i.date_time for i in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        assert b"<dcterms:created xsi:type=\"dcterms:W3CDTF\">2000-01-01T00:00:00Z" in \
+            archive.read("docProps/core.xml")
         png = archive.read("xl/media/image1.png")
         assert b"tIME" not in png and b"Software" not in png
 
