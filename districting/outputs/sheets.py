@@ -38,6 +38,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from copy import copy
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +210,11 @@ class _CdSheet:
     tour_km: float | str
     naive_km: float | str
     shape: BaseGeometry | None
+
+    @cached_property
+    def map_data(self) -> MapData | None:
+        """What its maps (the workbook's PNG, the page's SVG) draw; made once."""
+        return _map_data(self)
 
 
 @dataclass(frozen=True)
@@ -966,7 +972,7 @@ def _length_label(metres: float, text: dict[str, str]) -> str:
 
 def _svg_map(sheet: _CdSheet, text: dict[str, str]) -> str:
     """The CD as an inline SVG: territory, route, numbered dots and a scale bar."""
-    data = _map_data(sheet)
+    data = sheet.map_data
     if data is None:
         return ""
     minx, miny, maxx, maxy = data.bounds
@@ -1042,7 +1048,7 @@ def _svg_map(sheet: _CdSheet, text: dict[str, str]) -> str:
 
 def _map_png(sheet: _CdSheet, text: dict[str, str]) -> bytes | None:
     """The CD's map as PNG bytes (see :mod:`districting.outputs.raster`)."""
-    data = _map_data(sheet)
+    data = sheet.map_data
     if data is None:
         return None
     data = replace(data, labels=_png_labels(data.labels))
