@@ -247,8 +247,12 @@ def _normalise(name: str, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         if column not in out.columns:
             continue
         if column in TEXT_FIELDS:
-            out[column] = pd.Series([_text(v) for v in out[column].to_numpy(dtype=object)],
-                                    index=out.index, dtype=str)
+            values = out[column].to_numpy(dtype=object).tolist()
+            # Nearly always every value is already text: then stripping is all there is
+            # to do, at C speed (a national plan has tens of millions of such cells).
+            clean = (list(map(str.strip, values)) if all(type(v) is str for v in values)
+                     else [_text(v) for v in values])
+            out[column] = pd.Series(clean, index=out.index, dtype=object)
         else:
             out[column] = pd.to_numeric(out[column], errors="coerce").astype(float)
     return out
