@@ -246,10 +246,14 @@ def _normalise(name: str, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     for column in LAYER_FIELDS[name]:
         if column not in out.columns:
             continue
-        if column in TEXT_FIELDS:
+        if column in TEXT_FIELDS and isinstance(out[column].dtype, pd.StringDtype):
+            # pandas' own text column: trimmed in Arrow, without a Python string per cell
+            # (a national plan has tens of millions of cells)
+            out[column] = out[column].str.strip().fillna("")
+        elif column in TEXT_FIELDS:
             values = out[column].to_numpy(dtype=object).tolist()
-            # Nearly always every value is already text: then stripping is all there is
-            # to do, at C speed (a national plan has tens of millions of such cells).
+            # Nearly always every value is text already: then stripping is all there is
+            # to do, at C speed.
             clean = (list(map(str.strip, values)) if all(type(v) is str for v in values)
                      else [_text(v) for v in values])
             out[column] = pd.Series(clean, index=out.index, dtype=object)
