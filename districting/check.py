@@ -39,7 +39,7 @@ from scipy import sparse
 from scipy.sparse import csgraph
 
 from districting.errors import InputFileError, PlanCheckError
-from districting.layers import LAYER_FIELDS
+from districting.layers import LAYER_FIELDS, has_geometry
 
 #: Fields holding text (codes, names, reasons); every other field of LAYER_FIELDS is numeric.
 TEXT_FIELDS = frozenset({
@@ -264,7 +264,7 @@ def _normalise(name: str, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 def _geometries(frame: pd.DataFrame | None) -> np.ndarray | None:
     """The layer's shapely geometries as an object array, or None when it has no geometry."""
-    if not isinstance(frame, gpd.GeoDataFrame) or frame._geometry_column_name not in frame:
+    if frame is None or not has_geometry(frame):
         return None
     return np.asarray(frame.geometry.to_numpy(), dtype=object)
 

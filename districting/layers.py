@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import geopandas as gpd
+import pandas as pd
 
 #: Field order of each layer in ``plan.gpkg`` (the output contract; geometry comes last).
 LAYER_FIELDS: dict[str, list[str]] = {
@@ -57,3 +58,8 @@ class PlanLayers:
     def as_dict(self) -> dict[str, gpd.GeoDataFrame]:
         """Layers by name, in the order they are written."""
         return {name: getattr(self, name) for name in LAYER_FIELDS}
+
+
+def has_geometry(frame: pd.DataFrame) -> bool:
+    """True when ``frame`` is a GeoDataFrame with its geometry column."""
+    return isinstance(frame, gpd.GeoDataFrame) and frame._geometry_column_name in frame

@@ -738,6 +738,8 @@ class _Formats:
     def __init__(self, book: xlsxwriter.Workbook) -> None:
         self.book = book
         self.made: dict[tuple[tuple[str, Any], ...], Format] = {}
+        #: Table cells' formats by (bold, one decimal, address column): looked up per cell.
+        self.cells: dict[tuple[bool, bool, bool], Format] = {}
 
     def __call__(self, **properties: Any) -> Format:
         key = tuple(sorted(properties.items()))
@@ -748,14 +750,17 @@ class _Formats:
     def cell(self, column: int, *, bold: bool = False, decimals: Sequence[int] = ()) -> Format:
         """A table cell (``column`` from 0): bordered, one decimal place in ``decimals``,
         the address column (1) wrapped."""
-        properties: dict[str, Any] = {"border": 1}
-        if column in decimals:
-            properties["num_format"] = "0.0"
-        if bold:
-            properties["bold"] = True
-        if column == 1:
-            properties.update(text_wrap=True, valign="top")
-        return self(**properties)
+        key = (bold, column in decimals, column == 1)
+        if key not in self.cells:
+            properties: dict[str, Any] = {"border": 1}
+            if key[1]:
+                properties["num_format"] = "0.0"
+            if bold:
+                properties["bold"] = True
+            if key[2]:
+                properties.update(text_wrap=True, valign="top")
+            self.cells[key] = self(**properties)
+        return self.cells[key]
 
 
 def _write_workbook(id_sheet: _IdSheet, cd_sheets: list[_CdSheet], path: Path, *,
@@ -767,7 +772,9 @@ def _write_workbook(id_sheet: _IdSheet, cd_sheets: list[_CdSheet], path: Path, *
     """
     text = SHEET_TEXT[lang]
     buffer = io.BytesIO()
-    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    # Text is written as text: never read as a formula or a link (addresses, names).
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False,
+                                        "strings_to_urls": False})
     book.set_properties({"created": XLSX_TIMESTAMP})
     formats = _Formats(book)
     used: set[str] = set()
@@ -864,8 +871,8 @@ def _xlsx_row(ws: XlsxSheet, row: int, values: Sequence[Any], formats: _Formats,
 
 
 def _write_value(ws: XlsxSheet, row: int, column: int, value: Any, style: Format) -> None:
-    """A number as a number, anything else as text (never read as a formula or link);
-    nothing, or a number that is not one (NaN), as a blank cell."""
+    """A number as a number, anything else as text; nothing, or a number that is not one
+    (NaN), as a blank cell."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         ws.write_blank(row, column, None, style)
     elif isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):

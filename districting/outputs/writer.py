@@ -26,7 +26,7 @@ from openpyxl import Workbook
 from openpyxl.writer.excel import ExcelWriter
 
 from districting.errors import DistrictingError, InputFileError
-from districting.layers import LAYER_FIELDS, PlanLayers
+from districting.layers import LAYER_FIELDS, PlanLayers, has_geometry
 
 if TYPE_CHECKING:
     from _typeshed import SizedBuffer
@@ -72,11 +72,6 @@ def write_geopackage(layers: PlanLayers, path: Path) -> None:
                 pyogrio.write_dataframe(frame, path, layer=name, driver="GPKG")
 
 
-def has_geometry(frame: pd.DataFrame) -> bool:
-    """True when ``frame`` is a GeoDataFrame with its geometry column."""
-    return isinstance(frame, gpd.GeoDataFrame) and frame._geometry_column_name in frame
-
-
 def _write_edge_lines(edges: pd.DataFrame, units: gpd.GeoDataFrame, path: Path) -> None:
     """The ``unit_adjacency`` layer, streamed to the GeoPackage in chunks of
     :data:`EDGE_CHUNK` edges, each line drawn from ``u``'s point to ``v``'s."""
@@ -95,9 +90,7 @@ def _write_edge_lines(edges: pd.DataFrame, units: gpd.GeoDataFrame, path: Path) 
     def batches() -> Iterator[pa.RecordBatch]:
         for start in range(0, len(edges), EDGE_CHUNK):
             part = edges.iloc[start:start + EDGE_CHUNK]
-            lines = shapely.linestrings(
-                np.stack([xy[ends[start:start + EDGE_CHUNK, 0]],
-                          xy[ends[start:start + EDGE_CHUNK, 1]]], axis=1))
+            lines = shapely.linestrings(xy[ends[start:start + EDGE_CHUNK]])
             columns = [pa.array(part[name].to_numpy(), type=schema.field(name).type)
                        for name in fields]
             yield pa.RecordBatch.from_arrays([*columns, pa.array(shapely.to_wkb(lines))],
