@@ -444,9 +444,10 @@ def _split_region(
 #: Heuristic starts per split (each one connected, within bounds where it can be, and
 #: refined); the best is kept. Pair re-solves are left out to keep planning quick.
 STARTS = 4
-#: Small splits (see ``AUTO_EXACT_NODES``) get this long for a proven optimum; a plan
-#: without the proof is not kept, so the plan never depends on the machine's speed.
-EXACT_SECONDS = 5.0
+#: Small splits (see ``AUTO_EXACT_NODES``) get this many branch-and-bound nodes for a
+#: proven optimum; a plan without the proof is not kept. Work, not seconds, so the plan
+#: does not depend on the machine's speed or load (about 5 s on the largest splits).
+EXACT_NODES = 200
 
 
 def _districts(adj: sp.csr_matrix, weights: np.ndarray, *, k: int, lower: float, upper: float,
@@ -464,7 +465,7 @@ def _districts(adj: sp.csr_matrix, weights: np.ndarray, *, k: int, lower: float,
     edges = np.stack(sp.triu(adj, k=1).nonzero(), axis=1)
     plan = partition_arrays(edges, weights, k, lower=lower, upper=upper, method="auto",
                             time_limit=time_limit, seed=seed, starts=STARTS, polish=False,
-                            exact_seconds=EXACT_SECONDS, keep_unproven=False)
+                            exact_nodes=EXACT_NODES, keep_unproven=False)
     if plan.labels is not None:
         return plan.labels, plan.timed_out
     draft = partition_graph(adj, weights, k=k, lower=lower, upper=upper, seed=seed,

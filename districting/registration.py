@@ -35,14 +35,13 @@ import time
 from dataclasses import dataclass
 from functools import partial
 
-import highspy
 import numpy as np
 import pulp
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components, shortest_path
 
 from districting.errors import PartitionError
-from districting.partition.exact import _native_output_silenced, _solver
+from districting.partition.exact import _solver, solve_counted
 
 #: Rounds of adding connectivity constraints to the exact model.
 MAX_ROUNDS = 25
@@ -117,17 +116,12 @@ class _Model:
         (nothing meets the constraints and the cutoff) or ``("none", None)`` (the time
         limit came before any plan). :attr:`nodes` then holds the nodes it took."""
         bound = None if cutoff is None else cutoff / self.scale * (1 + 1e-9) + 1e-9
-        self.nodes = 0
-        try:
-            with _native_output_silenced():
-                self.problem.solve(_solver(solver, time_limit, cutoff=bound,
-                                           max_nodes=max_nodes))
-        except KeyError:  # pulp has no status for HiGHS's node limit
-            if not self._stopped_at_node_limit():
-                raise
-            return "limit", self._incumbent()
-        self.nodes = self._node_count()
+        solved = solve_counted(self.problem, _solver(solver, time_limit, cutoff=bound,
+                                                     max_nodes=max_nodes))
+        self.nodes = solved.nodes
         solution = self.problem.sol_status
+        if solved.node_limit:
+            return "limit", self._plan() if solution == pulp.LpSolutionIntegerFeasible else None
         if (pulp.LpStatus[self.problem.status] == "Infeasible"
                 or solution == pulp.LpSolutionInfeasible):
             return "infeasible", None
@@ -137,29 +131,6 @@ class _Model:
         if plan is None:
             return "none", None
         return ("optimal" if solution == pulp.LpSolutionOptimal else "feasible"), plan
-
-    def _node_count(self) -> int:
-        model = getattr(self.problem, "solverModel", None)
-        try:
-            return int(model.getInfo().mip_node_count) if model is not None else 0
-        except (AttributeError, TypeError, ValueError):
-            return 0
-
-    def _stopped_at_node_limit(self) -> bool:
-        model = getattr(self.problem, "solverModel", None)
-        limit = highspy.HighsModelStatus.kSolutionLimit
-        return model is not None and model.getModelStatus() == limit
-
-    def _incumbent(self) -> _Solution | None:
-        """The best plan HiGHS had when the node limit stopped it, if it had one."""
-        model = self.problem.solverModel
-        self.nodes = self._node_count()
-        if model.getInfo().primal_solution_status != 2:  # no feasible solution
-            return None
-        values = model.getSolution().col_value
-        for var in self.problem.variables():
-            var.varValue = values[var.index]
-        return self._plan()
 
     def _plan(self) -> _Solution | None:
         """The solution's points and assignment, if it gives every CD exactly one point."""

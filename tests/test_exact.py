@@ -15,7 +15,8 @@ from click.testing import CliRunner
 
 from districting.cli import main
 from districting.errors import PartitionError
-from districting.partition.api import partition, verify_assignment
+from districting.partition.api import partition, partition_arrays, verify_assignment
+from districting.partition.exact import solve_cut_edges
 from districting.partition.graphs import read_graph
 
 SMALL = ("county/county23.json.gz", "county/county35.json.gz", "county/county16.json.gz")
@@ -234,3 +235,50 @@ def test_auto_uses_the_heuristic_for_many_parts() -> None:
                              upper=7) == []
     small = partition(graph, 4, weight="pop", lower=28, upper=32, method="auto", time_limit=3)
     assert small.method == "ilp" and small.assignment
+
+
+def weighted_grid(rows: int, cols: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Edges and random weights (1–9) of a grid graph."""
+    graph = nx.convert_node_labels_to_integers(nx.grid_2d_graph(rows, cols))
+    weights = np.random.default_rng(seed).integers(1, 10, rows * cols).astype(float)
+    return np.array(graph.edges()), weights
+
+
+def test_a_node_budget_stops_the_exact_search_without_blaming_the_clock() -> None:
+    # This 4×5 grid's optimum (8 cut edges) needs branching to prove.
+    edges, weights = weighted_grid(4, 5, seed=1)
+    mean = weights.sum() / 3
+    bounds = {"k": 3, "lower": mean * 0.95, "upper": mean * 1.05, "time_limit": 60}
+    proven = solve_cut_edges(20, edges, weights, **bounds)
+    assert proven.status == "optimal" and proven.objective == 8 and not proven.clock_cut
+    first, second = (solve_cut_edges(20, edges, weights, max_nodes=1, **bounds)
+                     for _ in range(2))
+    assert first.status == "time_limit" and not first.clock_cut
+    assert first.labels is not None and second.labels is not None
+    assert np.array_equal(first.labels, second.labels)
+
+
+def test_the_clock_cutting_the_exact_search_is_flagged() -> None:
+    # A 5×5 grid in 4 parts takes HiGHS several seconds to prove; one second is not enough.
+    edges, weights = weighted_grid(5, 5, seed=7)
+    mean = weights.sum() / 4
+    cut = solve_cut_edges(25, edges, weights, k=4, lower=mean * 0.95, upper=mean * 1.05,
+                          time_limit=1)
+    assert cut.status == "time_limit" and cut.clock_cut
+
+
+def test_an_unproven_exact_plan_gives_way_to_the_heuristic_one() -> None:
+    edges, weights = weighted_grid(4, 5, seed=1)
+    mean = weights.sum() / 3
+    bounds = {"lower": mean * 0.95, "upper": mean * 1.05, "method": "auto", "seed": 3,
+              "time_limit": 60, "keep_unproven": False, "starts": 4}
+    exact = partition_arrays(edges, weights, 3, **bounds)
+    assert exact.method == "ilp" and exact.status == "optimal" and exact.objective == 8
+    budgeted = [partition_arrays(edges, weights, 3, exact_nodes=1, **bounds) for _ in range(2)]
+    heuristic = partition_arrays(edges, weights, 3, **{**bounds, "method": "heuristic"})
+    for plan in budgeted:
+        assert plan.method == "heuristic" and plan.status == "feasible"
+        assert not plan.timed_out  # the budget, not the clock, ended the search
+        assert plan.labels is not None and heuristic.labels is not None
+        assert np.array_equal(plan.labels, heuristic.labels)
+        assert any("within 1 branch-and-bound nodes" in line for line in plan.log)

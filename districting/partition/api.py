@@ -228,7 +228,7 @@ def partition_arrays(
     exact_model: str = "labelled",
     starts: int | None = None,
     polish: bool = True,
-    exact_seconds: float | None = None,
+    exact_nodes: int | None = None,
     keep_unproven: bool = True,
     progress: bool = False,
 ) -> Plan:
@@ -238,10 +238,11 @@ def partition_arrays(
     ``assignment`` and in messages (their index as text when ``None``). ``labels`` of
     the returned plan follow the order of ``weights``. ``starts`` and ``polish`` set the
     heuristic's effort (see :func:`~districting.partition.polish.best_start`).
-    ``exact_seconds`` caps the exact model's share of the time. With ``keep_unproven``
-    false, an exact solve that ends without a proof of optimality gives way to the
-    heuristic's plan, which depends on the seed only (a solve stopped by the clock
-    depends on the machine's speed).
+    ``exact_nodes`` caps the exact model's work in branch-and-bound nodes, the same on
+    any machine. With ``keep_unproven`` false, an exact solve that ends without a proof
+    of optimality gives way to the heuristic's plan, which depends on the seed only.
+    Together they make the plan independent of the machine's speed, unless the clock
+    still cuts a step short first: the plan's ``timed_out`` then says so.
     """
     start = time.monotonic()
     weights = np.asarray(weights, dtype=float)
@@ -270,7 +271,7 @@ def partition_arrays(
         plan = _plan_for(names, edges, weights, score, k=count, lower=lower, upper=upper,
                          method=method, time_limit=max(left, 1.0), seed=seed, solver=solver,
                          exact_model=exact_model, starts=starts, polish=polish,
-                         exact_seconds=exact_seconds, keep_unproven=keep_unproven,
+                         exact_nodes=exact_nodes, keep_unproven=keep_unproven,
                          progress=progress)
         if k is None:
             plan.log.insert(0, f"k free: {count} part(s)")
@@ -292,7 +293,7 @@ def _plan_for(
     names: list[str], edges: np.ndarray, weights: np.ndarray, score: objectives.Score, *,
     k: int, lower: float, upper: float, method: str, time_limit: float, seed: int,
     solver: str, exact_model: str, starts: int | None, polish: bool,
-    exact_seconds: float | None, keep_unproven: bool, progress: bool,
+    exact_nodes: int | None, keep_unproven: bool, progress: bool,
 ) -> Plan:
     """The plan for one count of parts, ``k``."""
     start = time.monotonic()
@@ -313,6 +314,7 @@ def _plan_for(
         solver=solver, starts=EXACT_STARTS if use_exact and starts is None else starts,
         polish=polish, progress=progress)
     labels, valid, log = found_start.labels, found_start.valid, found_start.log
+    timed_out = found_start.timed_out
     problems = [] if valid else _outside_bounds(names, weights, labels, lower, upper)
     found: np.ndarray | None = labels if valid else None
     if not valid:
@@ -324,24 +326,25 @@ def _plan_for(
     if use_exact:
         used, used_solver = "ilp", solver
         left = max(1.0, time_limit - (time.monotonic() - start))
-        if exact_seconds is not None:
-            left = min(left, exact_seconds)
         if score.edge_cost is not None:
             result = solve_cut_edges(n, edges, weights, k=k, lower=lower, upper=upper,
                                      time_limit=left, solver=solver,
                                      edge_cost=score.edge_cost, start=found,
-                                     model_kind=exact_model)
+                                     model_kind=exact_model, max_nodes=exact_nodes)
         else:
             result = solve_centred(n, edges, weights, score.cost_to, score.value, k=k,
                                    lower=lower, upper=upper, time_limit=left, solver=solver,
-                                   start=found)
+                                   start=found, max_nodes=exact_nodes)
+        timed_out = timed_out or result.clock_cut
         log.extend(result.log)
         if result.status == "infeasible":
             return Plan({}, None, None, None, "infeasible", time.monotonic() - start, "ilp",
                         solver, log, k=k)
         bound = result.bound
         if result.status != "optimal" and not keep_unproven and found is not None:
-            log.append(f"no proof of optimality in {left:.0f} s: kept the heuristic's plan")
+            spent = ("the time limit" if result.clock_cut
+                     else f"{exact_nodes} branch-and-bound nodes")
+            log.append(f"no proof of optimality within {spent}: kept the heuristic's plan")
             used, used_solver = "heuristic", "tree-bisection"
             bound = None
         else:
@@ -351,7 +354,7 @@ def _plan_for(
     if found is None:
         return Plan({}, None, bound, None, status, time.monotonic() - start, used, used_solver,
                     log, k=k, problems=problems, labels=labels,
-                    timed_out=found_start.timed_out)
+                    timed_out=timed_out)
     assignment = {name: int(found[i]) for i, name in enumerate(names)}
     value = score.value(found)
     gap = None
@@ -359,7 +362,7 @@ def _plan_for(
         gap = 0.0 if status == "optimal" or value <= 0 else max(0.0, (value - bound) / value)
     return Plan(assignment, value, bound, None if gap is None else round(gap, 6), status,
                 time.monotonic() - start, used, used_solver, log, k=k, labels=found,
-                timed_out=found_start.timed_out)
+                timed_out=timed_out)
 
 
 def _outside_bounds(names: list[str], weights: np.ndarray, labels: np.ndarray,

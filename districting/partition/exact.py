@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import highspy
 import numpy as np
 import pulp
 
@@ -74,7 +75,9 @@ class ExactResult:
     """What the exact model found: labels (``None`` if none), objective, bound and status.
 
     ``status`` is ``optimal``, ``infeasible``, ``time_limit`` (with the best plan
-    known, possibly the starting plan) or ``no_plan_found``.
+    known, possibly the starting plan; stopped by the clock or by the node budget) or
+    ``no_plan_found``. ``clock_cut`` tells that the clock, not the node budget, cut a
+    step short: only then can the result depend on the machine's speed.
     """
 
     labels: np.ndarray | None
@@ -85,6 +88,7 @@ class ExactResult:
     cuts: int = 0
     log: list[str] = field(default_factory=list)
     stats: dict[str, float] = field(default_factory=dict)
+    clock_cut: bool = False
 
 
 @dataclass
@@ -146,6 +150,57 @@ def _native_output_silenced() -> Iterator[None]:
     finally:
         os.dup2(saved, descriptor)
         os.close(saved)
+
+
+@dataclass
+class Solved:
+    """How one solve ended: seconds spent outside the solver (pulp handing the model
+    over), branch-and-bound nodes taken, and what stopped it short of a proof, if
+    anything: ``"nodes"`` (the node budget) or ``"clock"`` (the time limit)."""
+
+    overhead: float
+    nodes: int
+    stopped_by: str = ""
+
+    @property
+    def node_limit(self) -> bool:
+        return self.stopped_by == "nodes"
+
+
+def solve_counted(problem: pulp.LpProblem, solver: pulp.LpSolver) -> Solved:
+    """Solve quietly and count the work.
+
+    pulp has no status for HiGHS's node limit (it raises ``KeyError`` on
+    ``kSolutionLimit``, after loading the solution's values). Such a stop is read from
+    the solver itself and recorded on ``problem`` as not solved, keeping the best plan
+    found so far (``sol_status`` integer feasible) if there is one.
+    """
+    clock = time.monotonic()
+    statuses = highspy.HighsModelStatus
+    with _native_output_silenced():
+        try:
+            problem.solve(solver)
+        except KeyError:
+            model = getattr(problem, "solverModel", None)
+            if model is None or model.getModelStatus() != statuses.kSolutionLimit:
+                raise
+            found = model.getInfo().primal_solution_status == 2  # a feasible solution
+            problem.assignStatus(pulp.LpStatusNotSolved,
+                                 pulp.LpSolutionIntegerFeasible if found
+                                 else pulp.LpSolutionNoSolutionFound)
+    wall = time.monotonic() - clock
+    model = getattr(problem, "solverModel", None)
+    if model is None:  # CBC runs as a command: its time is all outside pulp, and an
+        # unproven end cannot be told apart, so it is put down to the clock.
+        ended = problem.sol_status in (pulp.LpSolutionOptimal, pulp.LpSolutionInfeasible)
+        return Solved(0.0, 0, "" if ended else "clock")
+    stopped_by = {statuses.kSolutionLimit: "nodes",
+                  statuses.kTimeLimit: "clock"}.get(model.getModelStatus(), "")
+    try:
+        nodes = int(model.getInfo().mip_node_count)
+    except (AttributeError, TypeError, ValueError):
+        nodes = 0
+    return Solved(max(0.0, wall - float(model.getRunTime())), max(nodes, 0), stopped_by)
 
 
 def _dual_bound(problem: pulp.LpProblem, solver: str) -> float | None:
@@ -474,28 +529,19 @@ def _add_separators(model: _Model, pieces: list[tuple[int, list[int]]],
     return added
 
 
-def _timed_solve(problem: pulp.LpProblem, solver: pulp.LpSolver) -> float:
-    """Solve; return the seconds spent outside the solver (pulp handing the model over)."""
-    clock = time.monotonic()
-    with _native_output_silenced():
-        problem.solve(solver)
-    wall = time.monotonic() - clock
-    try:
-        inside = float(problem.solverModel.getRunTime())
-    except AttributeError:  # CBC runs as a command; its time is all outside pulp
-        return 0.0
-    return max(0.0, wall - inside)
-
-
 def _reduced_cost_fixing(model: _Model, solver: str, cutoff: float, time_limit: float,
-                         log: list[str]) -> int:
-    """Fix to 0 every assignment whose reduced cost lifts the LP bound past ``cutoff``."""
-    if solver != "highs" or time_limit <= 0:
+                         log: list[str]) -> int | None:
+    """Fix to 0 every assignment whose reduced cost lifts the LP bound past ``cutoff``;
+    ``None`` when the clock stopped the LP first."""
+    if solver != "highs":
         return 0
-    model.overhead = _timed_solve(model.problem, _solver(solver, time_limit, mip=False))
+    if time_limit <= 0:
+        log.append("no time left for the LP relaxation; no reduced-cost fixing")
+        return None
+    model.overhead = solve_counted(model.problem, _solver(solver, time_limit, mip=False)).overhead
     if model.problem.status != pulp.LpStatusOptimal:
         log.append("LP relaxation not solved in time; no reduced-cost fixing")
-        return 0
+        return None
     relaxed = float(pulp.value(model.problem.objective) or 0.0)
     model.relaxation = relaxed
     fixed = 0
@@ -512,28 +558,43 @@ def _reduced_cost_fixing(model: _Model, solver: str, cutoff: float, time_limit: 
 
 def _solve(model: _Model, n: int, neighbours: list[list[int]], *, k: int, solver: str,
            time_limit: float, start: float, incumbent: tuple[np.ndarray, float] | None,
-           evaluate: Callable[[np.ndarray], float], log: list[str]) -> ExactResult:
-    """Solve, add separators for cut-off pieces, repeat; keep the best valid plan."""
+           evaluate: Callable[[np.ndarray], float], log: list[str],
+           max_nodes: int | None) -> ExactResult:
+    """Solve, add separators for cut-off pieces, repeat; keep the best valid plan.
+
+    ``max_nodes`` is a budget of branch-and-bound nodes for all rounds together.
+    """
     stats: dict[str, float] = {"variables": float(len(model.problem.variables())),
                                "rows": float(model.rows), "assignments": float(len(model.x)),
                                "roots": float(model.candidates.roots.size)}
     best_labels = None if incumbent is None else incumbent[0]
     best_value = math.inf if incumbent is None else incumbent[1]
     cutoff = None
+    clock_cut = False
     if incumbent is not None:
         cutoff = best_value - 0.5 if model.integral else best_value - 1e-6 * max(1.0, best_value)
         left = time_limit - (time.monotonic() - start)
-        stats["fixed_by_lp"] = float(_reduced_cost_fixing(model, solver, cutoff,
-                                                           LP_SHARE * left, log))
+        fixed = _reduced_cost_fixing(model, solver, cutoff, LP_SHARE * left, log)
+        clock_cut = fixed is None
+        stats["fixed_by_lp"] = float(fixed or 0)
     bound: float | None = model.relaxation
     rounds = cuts = 0
+    nodes_left = max_nodes
     while True:
         rounds += 1
         left = time_limit - (time.monotonic() - start) - model.overhead
         if left <= 0:
             log.append(f"round {rounds}: no time left")
+            clock_cut = True
             break
-        model.overhead = _timed_solve(model.problem, _solver(solver, left, cutoff=cutoff))
+        if nodes_left is not None and nodes_left <= 0:
+            log.append(f"round {rounds}: the budget of {max_nodes} nodes is spent")
+            break
+        solved = solve_counted(model.problem, _solver(solver, left, cutoff=cutoff,
+                                                      max_nodes=nodes_left))
+        model.overhead = solved.overhead
+        if nodes_left is not None:
+            nodes_left -= solved.nodes
         status = pulp.LpStatus[model.problem.status]
         round_bound = _dual_bound(model.problem, solver)
         has_solution = model.problem.sol_status in (pulp.LpSolutionOptimal,
@@ -545,13 +606,16 @@ def _solve(model: _Model, n: int, neighbours: list[list[int]], *, k: int, solver
                 return ExactResult(None, None, None, "infeasible", rounds, cuts, log, stats)
             log.append(f"round {rounds}: nothing better than {best_value:g} exists")
             return ExactResult(best_labels, best_value, best_value, "optimal", rounds, cuts,
-                               log, stats)
+                               log, stats, clock_cut)
+        proven = model.problem.sol_status == pulp.LpSolutionOptimal
+        clock_cut = clock_cut or solved.stopped_by == "clock"
         if not has_solution:
-            log.append(f"round {rounds}: time limit, no better plan found")
+            log.append(f"round {rounds}: "
+                       f"{'node budget' if solved.node_limit else 'time limit'}, "
+                       "no better plan found")
             if round_bound is not None:
                 bound = round_bound if bound is None else max(bound, round_bound)
             break
-        proven = model.problem.sol_status == pulp.LpSolutionOptimal
         if proven:
             round_value = float(pulp.value(model.problem.objective) or 0.0)
             round_bound = round_value if round_bound is None else max(round_bound, round_value)
@@ -573,7 +637,7 @@ def _solve(model: _Model, n: int, neighbours: list[list[int]], *, k: int, solver
         if not pieces:
             if proven:
                 return ExactResult(best_labels, best_value, best_value, "optimal", rounds,
-                                   cuts, log, stats)
+                                   cuts, log, stats, clock_cut)
             break
         if not proven:
             break
@@ -582,11 +646,13 @@ def _solve(model: _Model, n: int, neighbours: list[list[int]], *, k: int, solver
     if bound is not None and model.integral:
         bound = math.ceil(bound - 1e-6)
     if best_labels is None:
-        return ExactResult(None, None, bound, "time_limit", rounds, cuts, log, stats)
+        return ExactResult(None, None, bound, "time_limit", rounds, cuts, log, stats,
+                           clock_cut)
     if bound is not None and bound >= best_value - 1e-9:
         return ExactResult(best_labels, best_value, best_value, "optimal", rounds, cuts, log,
-                           stats)
-    return ExactResult(best_labels, best_value, bound, "time_limit", rounds, cuts, log, stats)
+                           stats, clock_cut)
+    return ExactResult(best_labels, best_value, bound, "time_limit", rounds, cuts, log, stats,
+                       clock_cut)
 
 
 def _canonical(root: np.ndarray) -> np.ndarray:
@@ -615,13 +681,16 @@ def solve_cut_edges(
     start: np.ndarray | None = None,
     model_kind: str = "labelled",
     cover: bool = True,
+    max_nodes: int | None = None,
 ) -> ExactResult:
     """Minimum (weighted) cut edges over partitions into ``k`` connected parts in bounds.
 
     ``edges`` holds one row ``(u, v)`` per undirected edge; ``edge_cost`` is each
     edge's cost when cut (1 if ``None``). ``start`` is an optional valid plan (labels
     0..k−1) whose value the solver must beat. ``model_kind`` picks the labelled
-    (default) or rooted model; ``cover`` adds the cover rows.
+    (default) or rooted model; ``cover`` adds the cover rows. ``max_nodes`` caps the
+    branch-and-bound nodes of all solves together (work that is the same on any
+    machine); ``time_limit`` still applies.
     """
     clock = time.monotonic()
     edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
@@ -665,7 +734,7 @@ def solve_cut_edges(
         return ExactResult(None, None, None, "infeasible", 0, 0, log)
     result = _solve(model, n, neighbour_lists(n, inner_edges), k=k, solver=solver,
                     time_limit=time_limit, start=clock, incumbent=incumbent,
-                    evaluate=evaluate, log=log)
+                    evaluate=evaluate, log=log, max_nodes=max_nodes)
     if result.labels is not None:
         result.labels = _canonical(result.labels[position])
     return result
@@ -684,13 +753,15 @@ def solve_centred(
     time_limit: float,
     solver: str = "highs",
     start: np.ndarray | None = None,
+    max_nodes: int | None = None,
 ) -> ExactResult:
     """Minimum Σ cost to centre over partitions into ``k`` connected parts in bounds.
 
     ``cost_to(j, nodes)`` returns the cost of each of ``nodes`` when ``j`` is its
     centre (for inertia: weight × squared distance; for travel: weight × network
     distance), and ``value(labels)`` a whole plan's objective with the best centre of
-    each part. Centres are chosen among the nodes.
+    each part. Centres are chosen among the nodes. ``max_nodes`` is as in
+    :func:`solve_cut_edges`.
     """
     clock = time.monotonic()
     edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
@@ -714,4 +785,4 @@ def solve_centred(
         return ExactResult(None, None, None, "infeasible", 0, 0, log)
     return _solve(model, n, neighbour_lists(n, edges), k=k, solver=solver,
                   time_limit=time_limit, start=clock, incumbent=incumbent, evaluate=value,
-                  log=log)
+                  log=log, max_nodes=max_nodes)
