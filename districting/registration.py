@@ -43,8 +43,11 @@ from scipy.sparse.csgraph import connected_components, shortest_path
 from districting.errors import PartitionError
 from districting.partition.exact import _solver, solve_counted
 
-#: Rounds of adding connectivity constraints to the exact model.
-MAX_ROUNDS = 25
+#: Rounds of adding connectivity constraints to the exact model. In a synthetic tenth of
+#: the country, every solve that ended connected did so within 8 rounds (829 of 830);
+#: the one that did not ran 25 rounds for 17 s, each slower than the last, and kept
+#: its star plan.
+MAX_ROUNDS = 10
 #: Branch-and-bound nodes (HiGHS) for all rounds of a settlement together. The demo's
 #: rounds need under 10; a dense city block of 78 CDs needed about 4,000 a round and
 #: still had disconnected districts after ten rounds, when the clock stopped it.
