@@ -36,6 +36,13 @@ CHECKPOINT_FORMAT = "districting-checkpoint/2"
 CHECKPOINT_SUFFIX = ".pkl"
 #: Tasks sent to the cluster ahead, per worker thread (see ``_dask_client``).
 IN_FLIGHT_PER_THREAD = 2
+#: Small settlements go to the cluster together, this much planning effort at a time
+#: (in blocks' worth, see :attr:`SettlementTask.effort`; about half a second): one
+#: hamlet takes milliseconds, and sent one by one the round trips kept the workers
+#: waiting for work at the end of a run.
+BATCH_EFFORT = 0.1
+#: ... and at most this many settlements in one batch.
+BATCH_TASKS = 64
 
 
 @dataclass(frozen=True)
@@ -144,29 +151,32 @@ def _dask_client(execution: Execution) -> Iterator[Callable[..., None]]:
 
     def submit(tasks: Sequence[SettlementTask],
                finish: Callable[[SettlementOutcome], None]) -> None:
-        # A few tasks per worker thread are in flight at a time, the longest first: the
-        # scheduler then holds a few settlements' units, not the whole country's. Each
-        # outcome is let go on the cluster once it is here (kept, the finished
-        # settlements filled the workers' memory).
+        # A few batches per worker thread are in flight at a time, the longest first:
+        # the scheduler then holds a few settlements' units, not the whole country's.
+        # Each batch's outcomes are let go on the cluster once they are here (kept, the
+        # finished settlements filled the workers' memory).
         window = max(4, IN_FLIGHT_PER_THREAD * sum(client.nthreads().values()))
-        queue = iter(tasks)
+        queue = iter(batches(tasks))
         finished = as_completed()
         pending: dict[Any, Any] = {}
 
         def top_up() -> None:
-            while len(pending) < window and (task := next(queue, None)) is not None:
-                future = client.submit(plan_task, task, key=f"settlement-{task.key}",
-                                       pure=False, priority=round(1000 * task.effort))
+            while len(pending) < window and (batch := next(queue, None)) is not None:
+                effort, group = batch
+                future = client.submit(plan_batch, group, pure=False,
+                                       key=f"settlements-{group[0].key}-{len(group)}",
+                                       priority=round(1000 * effort))
                 pending[future.key] = future
                 finished.add(future)
 
         try:
             top_up()
             for future in finished:
-                outcome = future.result()
+                outcomes = future.result()
                 del pending[future.key]
                 future.release()
-                finish(outcome)
+                for outcome in outcomes:
+                    finish(outcome)
                 top_up()
         except BaseException:
             client.cancel(list(pending.values()))
@@ -178,6 +188,26 @@ def _dask_client(execution: Execution) -> Iterator[Callable[..., None]]:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def batches(tasks: Sequence[SettlementTask]) -> Iterator[tuple[float, list[SettlementTask]]]:
+    """``tasks`` in order, in runs of at least :data:`BATCH_EFFORT` (the last run may have
+    less) and at most :data:`BATCH_TASKS` tasks, each with its effort."""
+    group: list[SettlementTask] = []
+    effort = 0.0
+    for task in tasks:
+        group.append(task)
+        effort += task.effort
+        if effort >= BATCH_EFFORT or len(group) >= BATCH_TASKS:
+            yield effort, group
+            group, effort = [], 0.0
+    if group:
+        yield effort, group
+
+
+def plan_batch(tasks: Sequence[SettlementTask]) -> list[SettlementOutcome]:
+    """:func:`~districting.settlement.plan_task` for each task, on a worker."""
+    return [plan_task(task) for task in tasks]
 
 
 class Checkpoints:

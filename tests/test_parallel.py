@@ -579,3 +579,33 @@ def test_the_longest_task_by_units_and_cds_starts_first(register: Path) -> None:
     assert dense.size < town.size and dense.effort > town.effort
     order = sorted([town, dense], key=lambda t: (-t.effort, t.key))
     assert order[0] is dense
+
+
+def test_small_settlements_go_to_the_cluster_in_batches(
+        register: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from districting.register import read_register
+    from districting.settlement import settlement_tasks
+    from districting.units import settlement_polygons, units_from_register
+
+    config = norms()
+    units = units_from_register(read_register(register), config=config)
+    polygons = settlement_polygons(units, None, margin_m=config.graph.settlement_margin_m)
+    tasks = settlement_tasks(units, polygons, barriers=np.zeros(0, dtype=object),
+                             crossings=np.zeros(0, dtype=object), network=None,
+                             config=config, seed=1)
+    tasks.sort(key=lambda t: (-t.effort, t.key))
+    efforts = sorted(t.effort for t in tasks)
+    # A threshold between the two smallest efforts' sum and the largest effort: the
+    # largest task goes alone, the smaller ones together.
+    monkeypatch.setattr(parallel, "BATCH_EFFORT", efforts[-1] * 0.99)
+    groups = list(parallel.batches(tasks))
+    assert [t.key for _, group in groups for t in group] == [t.key for t in tasks]
+    assert len(groups[0][1]) == 1 and len(groups) < len(tasks)
+    for effort, group in groups:
+        assert effort == pytest.approx(sum(t.effort for t in group))
+    assert all(effort >= parallel.BATCH_EFFORT for effort, _ in groups[:-1])
+    monkeypatch.setattr(parallel, "BATCH_TASKS", 1)
+    assert [len(group) for _, group in parallel.batches(tasks)] == [1] * len(tasks)
+    outcomes = parallel.plan_batch(tasks[-2:])
+    assert [o.key for o in outcomes] == [t.key for t in tasks[-2:]]
+    assert all(o.ok for o in outcomes)
