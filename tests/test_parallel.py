@@ -552,22 +552,29 @@ def test_blocks_share_the_planning_effort_of_units_and_cds() -> None:
     assert max(workload[rows].sum() / target for rows in by_units) > 1.5 * BLOCK_CDS
 
 
+def register_tasks(register: Path, config: Config) -> list[SettlementTask]:
+    """The register's settlement tasks, as a plan makes them (no barriers or streets)."""
+    from districting.register import read_register
+    from districting.settlement import settlement_tasks
+    from districting.units import settlement_polygons, units_from_register
+
+    units = units_from_register(read_register(register), config=config)
+    polygons = settlement_polygons(units, None, margin_m=config.graph.settlement_margin_m)
+    return settlement_tasks(units, polygons, barriers=np.zeros(0, dtype=object),
+                            crossings=np.zeros(0, dtype=object), network=None,
+                            config=config, seed=1)
+
+
 def test_the_longest_task_by_units_and_cds_starts_first(register: Path) -> None:
     """A task of few heavy units (a block of flats) outranks one of more light units:
     the runs start it first, so that it does not hold up the end of the run."""
     from dataclasses import replace
 
-    from districting.register import read_register
-    from districting.settlement import BLOCK_CDS, SPLIT_UNITS, settlement_tasks
-    from districting.units import settlement_polygons, units_from_register
+    from districting.settlement import BLOCK_CDS, SPLIT_UNITS
     from districting.workload import district_target
 
     config = norms()
-    units = units_from_register(read_register(register), config=config)
-    polygons = settlement_polygons(units, None, margin_m=config.graph.settlement_margin_m)
-    tasks = settlement_tasks(units, polygons, barriers=np.zeros(0, dtype=object),
-                             crossings=np.zeros(0, dtype=object), network=None,
-                             config=config, seed=1)
+    tasks = register_tasks(register, config)
     town = max(tasks, key=lambda t: t.size)
     target = district_target(workload=config.workload, counting=config.counting)
     expected = (town.size / SPLIT_UNITS
@@ -583,16 +590,7 @@ def test_the_longest_task_by_units_and_cds_starts_first(register: Path) -> None:
 
 def test_small_settlements_go_to_the_cluster_in_batches(
         register: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from districting.register import read_register
-    from districting.settlement import settlement_tasks
-    from districting.units import settlement_polygons, units_from_register
-
-    config = norms()
-    units = units_from_register(read_register(register), config=config)
-    polygons = settlement_polygons(units, None, margin_m=config.graph.settlement_margin_m)
-    tasks = settlement_tasks(units, polygons, barriers=np.zeros(0, dtype=object),
-                             crossings=np.zeros(0, dtype=object), network=None,
-                             config=config, seed=1)
+    tasks = register_tasks(register, norms())
     tasks.sort(key=lambda t: (-t.effort, t.key))
     efforts = sorted(t.effort for t in tasks)
     # A threshold between the two smallest efforts' sum and the largest effort: the
