@@ -42,7 +42,7 @@ from districting.errors import DistrictingError
 from districting.graph import SettlementGraph, build_settlement_graph, voronoi_tiles
 from districting.hierarchy import SettlementPlan, plan_settlement, reading_order
 from districting.network import StreetNetwork, Walks
-from districting.territory import district_territories
+from districting.territory import district_territories, merge
 from districting.units import spread_duplicate_points
 from districting.workload import district_target, walking_minutes
 
@@ -209,7 +209,7 @@ def _plan(task: SettlementTask) -> SettlementOutcome:
         tiles=None if task.tiles_wkb is None else shapely.from_wkb(task.tiles_wkb),
     )
     warnings = []
-    covered = shapely.union_all(graph.tiles)
+    covered = merge(graph.tiles)
     lost = float(task.polygon.area - covered.area)
     if lost > 1.0 and config.graph.contiguity == "tiles":
         warnings.append(f"settlement {code}: {lost:,.0f} m² of its polygon holds no "

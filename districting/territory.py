@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import shapely
+from shapely.errors import GEOSException
 
 
 def dissolve(tiles: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
@@ -16,10 +17,23 @@ def dissolve(tiles: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     bounds = np.searchsorted(labels[order], np.arange(k + 1))
     out = np.empty(k, dtype=object)
     for d in range(k):
-        group = tiles[order[bounds[d]:bounds[d + 1]]]
-        merged = shapely.union_all(group, grid_size=None)
-        out[d] = _clean(merged)
+        out[d] = _clean(merge(tiles[order[bounds[d]:bounds[d + 1]]]))
     return out
+
+
+def merge(tiles: np.ndarray) -> shapely.Geometry:
+    """The union of polygons that should tile without overlaps (Voronoi tiles, and the
+    districts made of them): a coverage union, an order of magnitude faster than a full
+    one. Where the tiles do overlap (a register's own footprints may), the result's area
+    falls short of theirs, and the full union is made instead."""
+    try:
+        merged = shapely.coverage_union_all(tiles)
+    except GEOSException:
+        return shapely.union_all(tiles)
+    total = float(shapely.area(tiles).sum())
+    if abs(merged.area - total) > 1e-9 * max(total, 1.0) or not merged.is_valid:
+        return shapely.union_all(tiles)
+    return merged
 
 
 def district_territories(

@@ -105,3 +105,20 @@ def test_a_long_detour_on_the_streets_cuts_the_edge() -> None:
     across = {frozenset(e) for e in strict.edges[strict.edge_kind == "adjacent"].tolist()}
     assert frozenset((0, 2)) not in across and frozenset((1, 3)) not in across
     assert frozenset((0, 2)) in {frozenset(e) for e in plain.edges.tolist()}
+
+
+def test_tiles_merge_by_coverage_union_and_overlaps_by_a_full_union() -> None:
+    from districting.territory import merge
+
+    rng = np.random.default_rng(5)
+    polygon = shapely.Polygon([(0, 0), (400, 0), (400, 300), (150, 380), (0, 300)])
+    tiles = voronoi_tiles(rng.uniform((10, 10), (390, 290), size=(300, 2)), polygon)
+    merged = merge(tiles)
+    assert merged.geom_type == "Polygon" and merged.is_valid
+    assert shapely.symmetric_difference(merged, polygon).area < 1e-6
+    assert shapely.symmetric_difference(merged, shapely.union_all(tiles)).area < 1e-6
+    # Overlapping squares are no coverage: their coverage union would count the overlap
+    # twice, so the full union is made.
+    squares = np.array([shapely.box(0, 0, 10, 10), shapely.box(5, 5, 15, 15)])
+    assert merge(squares).area == pytest.approx(175.0)
+    assert merge(squares).is_valid
