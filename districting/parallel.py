@@ -163,7 +163,10 @@ def _dask_client(execution: Execution) -> Iterator[Callable[..., None]]:
         def top_up() -> None:
             while len(pending) < window and (batch := next(queue, None)) is not None:
                 effort, group = batch
-                future = client.submit(plan_batch, group, pure=False,
+                # Pickled here, so that the scheduler passes bytes on: given the tasks
+                # themselves, it unpickled and pickled again every unit's geometry.
+                payload = pickle.dumps(group, protocol=pickle.HIGHEST_PROTOCOL)
+                future = client.submit(plan_pickled, payload, pure=False,
                                        key=f"settlements-{group[0].key}-{len(group)}",
                                        priority=round(1000 * effort))
                 pending[future.key] = future
@@ -208,6 +211,11 @@ def batches(tasks: Sequence[SettlementTask]) -> Iterator[tuple[float, list[Settl
 def plan_batch(tasks: Sequence[SettlementTask]) -> list[SettlementOutcome]:
     """:func:`~districting.settlement.plan_task` for each task, on a worker."""
     return [plan_task(task) for task in tasks]
+
+
+def plan_pickled(payload: bytes) -> list[SettlementOutcome]:
+    """:func:`plan_batch` of tasks pickled by this package's own client."""
+    return plan_batch(pickle.loads(payload))  # our own bytes, from submit()
 
 
 class Checkpoints:

@@ -607,3 +607,6 @@ def test_small_settlements_go_to_the_cluster_in_batches(
     outcomes = parallel.plan_batch(tasks[-2:])
     assert [o.key for o in outcomes] == [t.key for t in tasks[-2:]]
     assert all(o.ok for o in outcomes)
+    # The cluster gets each batch as bytes; planned from them, it is the same plan.
+    again = parallel.plan_pickled(pickle.dumps(tasks[-2:]))
+    assert [pickle.dumps(o.plan) for o in again] == [pickle.dumps(o.plan) for o in outcomes]
