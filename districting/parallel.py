@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 #: Raised whenever a checkpoint's outcome changes shape (2: with the district territories).
 CHECKPOINT_FORMAT = "districting-checkpoint/2"
 CHECKPOINT_SUFFIX = ".pkl"
-#: Tasks sent to the cluster ahead, per worker thread (see ``_dask_client``).
+#: Batches of tasks sent to the cluster ahead, per worker thread (see ``_dask_client``).
 IN_FLIGHT_PER_THREAD = 2
 #: Small settlements go to the cluster together, this much planning effort at a time
 #: (in blocks' worth, see :attr:`SettlementTask.effort`; about half a second): one

@@ -24,8 +24,9 @@ def dissolve(tiles: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
 def merge(tiles: np.ndarray) -> shapely.Geometry:
     """The union of polygons that should tile without overlaps (Voronoi tiles, and the
     districts made of them): a coverage union, an order of magnitude faster than a full
-    one. Where the tiles do overlap (a register's own footprints may), the result's area
-    falls short of theirs, and the full union is made instead."""
+    one. Where the tiles do overlap (a register's own footprints may), the coverage
+    union counts the overlap twice and is not a valid polygon; where its area is not
+    theirs, it lost or added something. Then the full union is made instead."""
     try:
         merged = shapely.coverage_union_all(tiles)
     except GEOSException:

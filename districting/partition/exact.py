@@ -171,9 +171,9 @@ def solve_counted(problem: pulp.LpProblem, solver: pulp.LpSolver) -> Solved:
     """Solve quietly and count the work.
 
     pulp has no status for HiGHS's node limit (it raises ``KeyError`` on
-    ``kSolutionLimit``, after loading the solution's values). Such a stop is read from
-    the solver itself and recorded on ``problem`` as not solved, keeping the best plan
-    found so far (``sol_status`` integer feasible) if there is one.
+    ``kSolutionLimit``). Such a stop is read from the solver itself and recorded on
+    ``problem`` as not solved, with the best plan found so far loaded into its variables
+    (``sol_status`` integer feasible) if there is one.
     """
     clock = time.monotonic()
     statuses = highspy.HighsModelStatus
@@ -185,6 +185,10 @@ def solve_counted(problem: pulp.LpProblem, solver: pulp.LpSolver) -> Solved:
             if model is None or model.getModelStatus() != statuses.kSolutionLimit:
                 raise
             found = model.getInfo().primal_solution_status == 2  # a feasible solution
+            if found:
+                values = model.getSolution().col_value
+                for var in problem.variables():
+                    var.varValue = values[var.index]
             problem.assignStatus(pulp.LpStatusNotSolved,
                                  pulp.LpSolutionIntegerFeasible if found
                                  else pulp.LpSolutionNoSolutionFound)
