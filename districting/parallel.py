@@ -18,6 +18,7 @@ import logging
 import os
 import pickle
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -34,13 +35,14 @@ logger = logging.getLogger(__name__)
 #: Raised whenever a checkpoint's outcome changes shape (2: with the district territories).
 CHECKPOINT_FORMAT = "districting-checkpoint/2"
 CHECKPOINT_SUFFIX = ".pkl"
-#: Batches of tasks sent to the cluster ahead, per worker thread (see ``_dask_client``).
+#: Batches of tasks sent to the cluster ahead, per worker thread (see ``_run_on_dask``).
 IN_FLIGHT_PER_THREAD = 2
 #: Small settlements go to the cluster together, this much planning effort at a time
-#: (in blocks' worth, see :attr:`SettlementTask.effort`; about half a second): one
-#: hamlet takes milliseconds, and sent one by one the round trips kept the workers
-#: waiting for work at the end of a run.
-BATCH_EFFORT = 0.1
+#: (in blocks' worth, see :attr:`SettlementTask.effort`; villages plan at about a
+#: quarter of a second per block's worth): one hamlet takes milliseconds, and sent one
+#: by one, or a few dozen milliseconds' worth at a time, the round trips through the
+#: planning process took its CPU from the workers at the end of a run.
+BATCH_EFFORT = 1.0
 #: ... and at most this many settlements in one batch.
 BATCH_TASKS = 64
 
@@ -67,6 +69,11 @@ class Execution:
     #: Settlements of more units are planned in blocks of whole IDs (``None``: never).
     split_units: int | None = SPLIT_UNITS
 
+    @property
+    def parallel(self) -> bool:
+        """Whether the settlements go to Dask workers, not one after another here."""
+        return self.workers > 1 or self.scheduler is not None
+
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise DistrictingError(f"--workers must be at least 1, got {self.workers}")
@@ -74,9 +81,12 @@ class Execution:
             raise DistrictingError("--resume needs a checkpoint folder")
 
 
-def run_settlements(tasks: Sequence[SettlementTask], *,
-                    execution: Execution) -> list[SettlementOutcome]:
+def run_settlements(tasks: Sequence[SettlementTask], *, execution: Execution,
+                    cluster: Cluster | None = None) -> list[SettlementOutcome]:
     """Plan every task and return the outcomes in the order of ``tasks``.
+
+    A parallel run uses ``cluster`` when given (see :func:`cluster_for`), or starts its
+    own; either way its workers are let go once the settlements are planned.
 
     Raises
     ------
@@ -84,11 +94,10 @@ def run_settlements(tasks: Sequence[SettlementTask], *,
         With ``fail_fast``, at the first settlement that fails (finished ones are
         checkpointed).
     """
-    fingerprints = {t.key: t.fingerprint() for t in tasks}
     store = Checkpoints(execution.checkpoints) if execution.checkpoints else None
     done: dict[str, SettlementOutcome] = {}
     if store is not None and execution.resume:
-        done = store.load(fingerprints)
+        done = store.load(tasks)
         if done:
             logger.info("resuming: %d of %d settlement(s) already planned", len(done),
                         len(tasks))
@@ -103,7 +112,7 @@ def run_settlements(tasks: Sequence[SettlementTask], *,
     def finish(outcome: SettlementOutcome) -> None:
         done[outcome.key] = outcome
         if store is not None and outcome.ok:
-            store.save(outcome, fingerprints[outcome.key])
+            store.save(outcome)
         places.update(1)
         units.update(outcome.units)
         if not outcome.ok:
@@ -112,13 +121,19 @@ def run_settlements(tasks: Sequence[SettlementTask], *,
                 raise SettlementError(f"settlement {outcome.key}: {outcome.error} "
                                       "(--fail-fast: the other settlements were stopped)")
 
+    # The tasks' fingerprints (for the checkpoints) are taken where they are planned.
+    fingerprints = store is not None
     try:
-        if pending and (execution.workers > 1 or execution.scheduler):
-            with _dask_client(execution) as submit:
-                submit(pending, finish)
+        if execution.parallel:
+            cluster = cluster or Cluster(execution)
+            try:
+                if pending:
+                    _run_on_dask(cluster.client(), pending, finish, fingerprints=fingerprints)
+            finally:
+                cluster.close()
         else:
             for task in pending:
-                finish(plan_task(task))
+                finish(plan_batch([task], fingerprints=fingerprints)[0])
     finally:
         places.close()
         units.close()
@@ -126,71 +141,125 @@ def run_settlements(tasks: Sequence[SettlementTask], *,
 
 
 @contextmanager
-def _dask_client(execution: Execution) -> Iterator[Callable[..., None]]:
-    """A function that runs tasks on Dask and hands each outcome to a callback as it
-    finishes; the local cluster (if one was started) is closed afterwards."""
+def cluster_for(execution: Execution) -> Iterator[Cluster | None]:
+    """The run's Dask workers, started now in the background so that they are ready
+    (and have imported the planner) once the tasks are; none for a serial run. They are
+    closed on the way out, whatever happened."""
+    if not execution.parallel:
+        yield None
+        return
+    cluster = Cluster(execution)
     try:
-        from distributed import Client, LocalCluster, as_completed
+        yield cluster
+    finally:
+        cluster.close()
+
+
+class Cluster:
+    """The Dask workers of one run, reached in a background thread: a ``LocalCluster`` of
+    ``execution.workers`` processes, or the existing cluster at ``execution.scheduler``.
+
+    :meth:`client` waits until they are there (and raises what went wrong on the way);
+    :meth:`close` lets them go. Both may be called again.
+    """
+
+    def __init__(self, execution: Execution) -> None:
+        self._execution = execution
+        self._client: Any = None
+        self._local: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._connect, name="districting-cluster",
+                                        daemon=True)
+        self._thread.start()
+
+    def _connect(self) -> None:
+        try:
+            self._client, self._local = _connect(self._execution)
+        except BaseException as error:  # raised again by client(), in the planning thread
+            self._error = error
+
+    def client(self) -> Any:
+        """The connected ``distributed.Client``."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._client
+
+    def close(self) -> None:
+        """Close the client, and the local cluster if this run started one."""
+        self._thread.join()
+        client, local, self._client, self._local = self._client, self._local, None, None
+        if client is not None:
+            client.close()
+        if local is not None:
+            local.close()
+
+
+def _connect(execution: Execution) -> tuple[Any, Any]:
+    """A client of the run's cluster, and the ``LocalCluster`` started for it (if any)."""
+    try:
+        from distributed import Client, LocalCluster
     except ImportError as exc:  # pragma: no cover - dask is a dependency
         raise DistrictingError("parallel runs need dask[distributed]; "
                                "pip install 'dask[distributed]'") from exc
     # Dask logs every worker start and stop; only its warnings are of use here.
     logging.getLogger("distributed").setLevel(max(logging.WARNING, logger.getEffectiveLevel()))
-    cluster: Any = None
     if execution.scheduler:
         try:
-            client = Client(execution.scheduler, timeout=f"{execution.connect_timeout}s")
+            return Client(execution.scheduler,
+                          timeout=f"{execution.connect_timeout}s"), None
         except (OSError, TimeoutError) as exc:
             raise DistrictingError(f"cannot reach the Dask scheduler at "
                                    f"{execution.scheduler}: {exc}") from None
-    else:
-        cluster = LocalCluster(n_workers=execution.workers, threads_per_worker=1,
-                               processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR)
-        client = Client(cluster)
+    # The workers import the planner as they start, not on their first task.
+    local = LocalCluster(n_workers=execution.workers, threads_per_worker=1, processes=True,
+                         dashboard_address=None, silence_logs=logging.ERROR,
+                         preload=[__name__])
+    try:
+        return Client(local), local
+    except BaseException:
+        local.close()
+        raise
 
-    def submit(tasks: Sequence[SettlementTask],
-               finish: Callable[[SettlementOutcome], None]) -> None:
-        # A few batches per worker thread are in flight at a time, the longest first:
-        # the scheduler then holds a few settlements' units, not the whole country's.
-        # Each batch's outcomes are let go on the cluster once they are here (kept, the
-        # finished settlements filled the workers' memory).
-        window = max(4, IN_FLIGHT_PER_THREAD * sum(client.nthreads().values()))
-        queue = iter(batches(tasks))
-        finished = as_completed()
-        pending: dict[Any, Any] = {}
 
-        def top_up() -> None:
-            while len(pending) < window and (batch := next(queue, None)) is not None:
-                effort, group = batch
-                # Pickled here, so that the scheduler passes bytes on: given the tasks
-                # themselves, it unpickled and pickled again every unit's geometry.
-                payload = pickle.dumps(group, protocol=pickle.HIGHEST_PROTOCOL)
-                future = client.submit(plan_pickled, payload, pure=False,
-                                       key=f"settlements-{group[0].key}-{len(group)}",
-                                       priority=round(1000 * effort))
-                pending[future.key] = future
-                finished.add(future)
+def _run_on_dask(client: Any, tasks: Sequence[SettlementTask],
+                 finish: Callable[[SettlementOutcome], None], *, fingerprints: bool) -> None:
+    """Plan ``tasks`` on the cluster, handing each outcome to ``finish`` as it arrives."""
+    from distributed import as_completed
 
-        try:
-            top_up()
-            for future in finished:
-                outcomes = future.result()
-                del pending[future.key]
-                future.release()
-                for outcome in outcomes:
-                    finish(outcome)
-                top_up()
-        except BaseException:
-            client.cancel(list(pending.values()))
-            raise
+    # A few batches per worker thread are in flight at a time, the longest first: the
+    # scheduler then holds a few settlements' units, not the whole country's. Each
+    # batch's outcomes are let go on the cluster once they are here (kept, the finished
+    # settlements filled the workers' memory).
+    window = max(4, IN_FLIGHT_PER_THREAD * sum(client.nthreads().values()))
+    queue = iter(batches(tasks))
+    finished = as_completed()
+    pending: dict[Any, Any] = {}
+
+    def top_up() -> None:
+        while len(pending) < window and (batch := next(queue, None)) is not None:
+            effort, group = batch
+            # Pickled here, so that the scheduler passes bytes on: given the tasks
+            # themselves, it unpickled and pickled again every unit's geometry.
+            future = client.submit(plan_pickled, packed(group, fingerprints=fingerprints),
+                                   pure=False,
+                                   key=f"settlements-{group[0].key}-{len(group)}",
+                                   priority=round(1000 * effort))
+            pending[future.key] = future
+            finished.add(future)
 
     try:
-        yield submit
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        top_up()
+        for future in finished:
+            outcomes = future.result()
+            del pending[future.key]
+            future.release()
+            for outcome in outcomes:
+                finish(outcome)
+            top_up()
+    except BaseException:
+        client.cancel(list(pending.values()))
+        raise
 
 
 def batches(tasks: Sequence[SettlementTask]) -> Iterator[tuple[float, list[SettlementTask]]]:
@@ -208,14 +277,28 @@ def batches(tasks: Sequence[SettlementTask]) -> Iterator[tuple[float, list[Settl
         yield effort, group
 
 
-def plan_batch(tasks: Sequence[SettlementTask]) -> list[SettlementOutcome]:
-    """:func:`~districting.settlement.plan_task` for each task, on a worker."""
-    return [plan_task(task) for task in tasks]
+def plan_batch(tasks: Sequence[SettlementTask], *,
+               fingerprints: bool = False) -> list[SettlementOutcome]:
+    """:func:`~districting.settlement.plan_task` for each task, with the task's
+    fingerprint in its outcome when ``fingerprints`` (for the checkpoints)."""
+    outcomes = []
+    for task in tasks:
+        outcome = plan_task(task)
+        if fingerprints:
+            outcome.fingerprint = task.fingerprint()
+        outcomes.append(outcome)
+    return outcomes
+
+
+def packed(tasks: Sequence[SettlementTask], *, fingerprints: bool) -> bytes:
+    """A batch for :func:`plan_pickled`."""
+    return pickle.dumps((list(tasks), fingerprints), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def plan_pickled(payload: bytes) -> list[SettlementOutcome]:
-    """:func:`plan_batch` of tasks pickled by this package's own client."""
-    return plan_batch(pickle.loads(payload))  # our own bytes, from submit()
+    """:func:`plan_batch` of a batch :func:`packed` here, on a worker."""
+    tasks, fingerprints = pickle.loads(payload)  # our own bytes, from packed()
+    return plan_batch(tasks, fingerprints=fingerprints)
 
 
 class Checkpoints:
@@ -228,8 +311,8 @@ class Checkpoints:
         """The checkpoint of a task (see :attr:`SettlementTask.key`)."""
         return self.folder / f"{key}{CHECKPOINT_SUFFIX}"
 
-    def save(self, outcome: SettlementOutcome, fingerprint: str) -> None:
-        """Write one settlement's outcome atomically."""
+    def save(self, outcome: SettlementOutcome) -> None:
+        """Write one settlement's outcome atomically, with its task's fingerprint."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -239,14 +322,14 @@ class Checkpoints:
         fd, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=self.folder)
         try:
             with os.fdopen(fd, "wb") as handle:
-                pickle.dump({"format": CHECKPOINT_FORMAT, "fingerprint": fingerprint,
+                pickle.dump({"format": CHECKPOINT_FORMAT, "fingerprint": outcome.fingerprint,
                              "outcome": outcome}, handle, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(name, target)
         except BaseException:
             Path(name).unlink(missing_ok=True)
             raise
 
-    def load(self, fingerprints: dict[str, str]) -> dict[str, SettlementOutcome]:
+    def load(self, tasks: Sequence[SettlementTask]) -> dict[str, SettlementOutcome]:
         """The checkpointed outcomes (by task key) whose fingerprint matches the task's now.
 
         A checkpoint that cannot be read, or was made from other inputs, is ignored
@@ -255,8 +338,8 @@ class Checkpoints:
         found: dict[str, SettlementOutcome] = {}
         if not self.folder.is_dir():
             return found
-        for key, fingerprint in fingerprints.items():
-            path = self.path(key)
+        for task in tasks:
+            path = self.path(task.key)
             if not path.is_file():
                 continue
             try:
@@ -267,11 +350,11 @@ class Checkpoints:
                                type(exc).__name__)
                 continue
             if (not isinstance(record, dict) or record.get("format") != CHECKPOINT_FORMAT
-                    or record.get("fingerprint") != fingerprint):
+                    or record.get("fingerprint") != task.fingerprint()):
                 logger.warning("checkpoint %s was made from other inputs, norms or version; "
                                "planning it again", path)
                 continue
-            found[key] = record["outcome"]
+            found[task.key] = record["outcome"]
         return found
 
     def clear(self) -> None:

@@ -20,7 +20,7 @@ from districting.graph import SettlementGraph, barrier_geometries
 from districting.hierarchy import SettlementPlan
 from districting.layers import LAYER_FIELDS, PlanLayers
 from districting.network import StreetNetwork, street_network_from_layers
-from districting.parallel import Execution, run_settlements
+from districting.parallel import Cluster, Execution, cluster_for, run_settlements
 from districting.register import RawRegister, read_register
 from districting.settlement import join_blocks, settlement_tasks
 from districting.staffing import staffing_summary, staffing_table
@@ -84,9 +84,12 @@ def plan_from_file(
     tables are let go once the units are made.
     """
     problems: list[Problem] = []
-    result = plan_register(_read_valid(path, settlements=settlements, problems=problems),
-                           config=config, seed=config.seed if seed is None else seed,
-                           progress=progress, execution=execution)
+    execution = execution or Execution(progress=progress)
+    # A parallel run's workers start while the register is read.
+    with cluster_for(execution) as cluster:
+        result = plan_register(_read_valid(path, settlements=settlements, problems=problems),
+                               config=config, seed=config.seed if seed is None else seed,
+                               progress=progress, execution=execution, cluster=cluster)
     return result, problems
 
 
@@ -108,14 +111,16 @@ def plan_register(
     seed: int | None = None,
     progress: bool = True,
     execution: Execution | None = None,
+    cluster: Cluster | None = None,
 ) -> PlanResult:
     """Plan a validated register: every stage after validation, ending in checked layers.
 
     ``seed`` defaults to the config's. Each settlement is planned as its own task (see
     :mod:`districting.settlement`), run as ``execution`` says (default: here, one after
-    another, with no checkpoints). A settlement that fails is left out of the plan and
-    listed in the summary's ``failed_settlements`` (``execution.fail_fast`` stops the run
-    instead).
+    another, with no checkpoints), on ``cluster`` if one is started already (see
+    :func:`~districting.parallel.cluster_for`). A settlement that fails is left out of the
+    plan and listed in the summary's ``failed_settlements`` (``execution.fail_fast`` stops
+    the run instead).
 
     ``raw`` is let go once the units are made, and the buildings' footprints once the
     settlements are planned: a caller that keeps no reference of its own to ``raw``
@@ -140,7 +145,7 @@ def plan_register(
                                  split_units=execution.split_units)
         units = units.drop(columns="footprint")  # the tasks hold what planning needs
     with stage(f"planning {len(tasks)} settlement task(s)"):
-        outcomes = join_blocks(run_settlements(tasks, execution=execution))
+        outcomes = join_blocks(run_settlements(tasks, execution=execution, cluster=cluster))
     del tasks  # each held a copy of its units
     failed = [o for o in outcomes if not o.ok]
     warnings: list[str] = [f"settlement {o.settlement_id} was not planned: {o.error}"

@@ -143,6 +143,8 @@ class SettlementOutcome:
     #: among the city's.
     key: str = ""
     rows: np.ndarray | None = None
+    #: The task's :meth:`~SettlementTask.fingerprint`, when its checkpoint is kept.
+    fingerprint: str = ""
 
     @property
     def ok(self) -> bool:

@@ -108,6 +108,70 @@ def test_a_local_cluster_gives_the_serial_plan_byte_for_byte(
     assert without_runtime(distributed.summary) == without_runtime(serial.summary)
 
 
+def test_the_workers_start_while_the_register_is_read_and_close_after_planning(
+        register: Path, serial: PlanResult, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from districting import pipeline
+
+    events: list[str] = []
+    clusters: list[parallel.Cluster] = []
+    start, close, read = parallel.Cluster.__init__, parallel.Cluster.close, pipeline.read_register
+
+    def starting(self: parallel.Cluster, execution: Execution) -> None:
+        events.append("workers start")
+        clusters.append(self)
+        start(self, execution)
+
+    def reading(*args: Any, **kwargs: Any) -> Any:
+        raw = read(*args, **kwargs)
+        events.append("register read")
+        return raw
+
+    def closing(self: parallel.Cluster) -> None:
+        events.append("workers closed")
+        close(self)
+
+    monkeypatch.setattr(parallel.Cluster, "__init__", starting)
+    monkeypatch.setattr(parallel.Cluster, "close", closing)
+    monkeypatch.setattr(pipeline, "read_register", reading)
+    result = plan(register, Execution(workers=2, progress=False))
+    # Started before the register was read; let go once planned (and again, a no-op,
+    # when the run ends).
+    assert events[:3] == ["workers start", "register read", "workers closed"]
+    assert len(clusters) == 1 and clusters[0]._client is None
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert layer_bytes(result, tmp_path / "a") == layer_bytes(serial, tmp_path / "b")
+
+
+def test_the_workers_are_closed_when_the_register_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    closed: list[bool] = []
+    close = parallel.Cluster.close
+
+    def closing(self: parallel.Cluster) -> None:
+        close(self)
+        closed.append(self._client is None and self._local is None)
+
+    monkeypatch.setattr(parallel.Cluster, "close", closing)
+    broken = tmp_path / "register.csv"
+    broken.write_text("building_id,residents\nB1,many\n", encoding="utf-8")
+    with pytest.raises(Exception, match="needs 'lon' and 'lat' columns"):
+        plan(broken, Execution(workers=2, progress=False))
+    assert closed and all(closed)
+
+
+def test_local_workers_have_imported_the_planner_before_their_first_task() -> None:
+    import sys
+
+    cluster = parallel.Cluster(Execution(workers=1, progress=False))
+    try:
+        loaded = cluster.client().run(lambda: "districting.settlement" in sys.modules)
+    finally:
+        cluster.close()
+    assert list(loaded.values()) == [True]
+
+
 def test_an_existing_scheduler_is_used_by_address(register: Path, serial: PlanResult,
                                                   tmp_path: Path) -> None:
     from distributed import LocalCluster
@@ -608,5 +672,8 @@ def test_small_settlements_go_to_the_cluster_in_batches(
     assert [o.key for o in outcomes] == [t.key for t in tasks[-2:]]
     assert all(o.ok for o in outcomes)
     # The cluster gets each batch as bytes; planned from them, it is the same plan.
-    again = parallel.plan_pickled(pickle.dumps(tasks[-2:]))
+    again = parallel.plan_pickled(parallel.packed(tasks[-2:], fingerprints=True))
     assert [pickle.dumps(o.plan) for o in again] == [pickle.dumps(o.plan) for o in outcomes]
+    # Asked for, each outcome carries its task's fingerprint for the checkpoint.
+    assert [o.fingerprint for o in again] == [t.fingerprint() for t in tasks[-2:]]
+    assert [o.fingerprint for o in outcomes] == ["", ""]
