@@ -94,6 +94,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2021)
     args = parser.parse_args()
     exe = str(Path(sys.executable).with_name("districting"))
+    RESULTS.mkdir(exist_ok=True)  # the runs' logs go there before save() makes it
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         country = Path(tmp) / "country.gpkg"
