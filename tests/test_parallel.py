@@ -183,6 +183,17 @@ def test_local_workers_have_imported_the_planner_before_their_first_task(
     assert list(found.values()) == [(True, None, False)]
 
 
+def test_more_local_workers_than_cores_is_said(monkeypatch: pytest.MonkeyPatch,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(parallel, "_cores", lambda: 1)
+    with caplog.at_level("WARNING", logger="districting.parallel"):
+        cluster = parallel.Cluster(Execution(workers=2, progress=False))
+        cluster.close()
+    assert [r.getMessage() for r in caplog.records if r.name == "districting.parallel"] == [
+        "--workers 2 on 1 CPU core(s): the workers share the cores, which is slower than "
+        "--workers 1"]
+
+
 def test_an_existing_scheduler_is_used_by_address(register: Path, serial: PlanResult,
                                                   tmp_path: Path) -> None:
     from distributed import LocalCluster
