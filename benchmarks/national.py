@@ -126,9 +126,10 @@ def main() -> None:
             digest = (hashlib.sha256(layers.read_bytes()).hexdigest() if layers.is_file()
                       else None)
             counts = summary.get("counts", {})
+            found = stages(log)
             runs.append({
                 "workers": workers, "exit_code": code, "wall_seconds": round(seconds, 1),
-                "planning_seconds": planning_stage(stages(log)),
+                "planning_seconds": planning_stage(found),
                 "summary_runtime_seconds": summary.get("runtime_seconds"),
                 "peak_memory_gb": round(peak / 1024**3, 2),
                 "residents": summary.get("residents"),
@@ -137,7 +138,7 @@ def main() -> None:
                 "instructor_districts": counts.get("instructor_districts"),
                 "failed_settlements": len(summary.get("failed_settlements", [])),
                 "plan_sha256": digest,
-                "stages": stages(log),
+                "stages": found,
             })
             print(runs[-1], flush=True)
     base = runs[0]["wall_seconds"] if runs else 0.0

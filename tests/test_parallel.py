@@ -72,6 +72,8 @@ def plan(register: Path, execution: Execution) -> PlanResult:
 
 
 def layer_bytes(result: PlanResult, folder: Path) -> bytes:
+    """The plan's GeoPackage bytes, written into ``folder`` (made if missing)."""
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "plan.gpkg"
     write_geopackage(result.layers, path)
     return path.read_bytes()
@@ -102,8 +104,6 @@ def test_the_serial_plan_keeps_every_invariant(serial: PlanResult) -> None:
 def test_a_local_cluster_gives_the_serial_plan_byte_for_byte(
         register: Path, serial: PlanResult, tmp_path: Path) -> None:
     distributed = plan(register, Execution(workers=2, progress=False))
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
     assert layer_bytes(distributed, tmp_path / "a") == layer_bytes(serial, tmp_path / "b")
     assert without_runtime(distributed.summary) == without_runtime(serial.summary)
 
@@ -139,8 +139,6 @@ def test_the_workers_start_while_the_register_is_read_and_close_after_planning(
     # when the run ends).
     assert events[:3] == ["workers start", "register read", "workers closed"]
     assert len(clusters) == 1 and clusters[0]._client is None
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
     assert layer_bytes(result, tmp_path / "a") == layer_bytes(serial, tmp_path / "b")
 
 
@@ -202,8 +200,6 @@ def test_an_existing_scheduler_is_used_by_address(register: Path, serial: PlanRe
                       dashboard_address=None) as cluster:
         remote = plan(register, Execution(scheduler=cluster.scheduler_address,
                                           progress=False))
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
     assert layer_bytes(remote, tmp_path / "a") == layer_bytes(serial, tmp_path / "b")
 
 
@@ -225,8 +221,6 @@ def test_checkpoints_are_written_and_resume_plans_nothing_again(
 
     monkeypatch.setattr(parallel, "plan_task", refuse)
     resumed = plan(register, Execution(checkpoints=folder, resume=True, progress=False))
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
     assert layer_bytes(resumed, tmp_path / "a") == layer_bytes(serial, tmp_path / "b")
 
 
@@ -294,8 +288,6 @@ def test_an_interrupted_run_resumes_where_it_stopped(
     monkeypatch.setattr(parallel, "plan_task", counting)
     resumed = plan(register, Execution(checkpoints=folder, resume=True, progress=False))
     assert sorted(again) == sorted(set(SETTLEMENTS) - set(planned))
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
     assert layer_bytes(resumed, tmp_path / "a") == layer_bytes(serial, tmp_path / "b")
 
 
@@ -427,8 +419,6 @@ def test_a_large_city_is_planned_in_blocks_of_whole_ids(register: Path, serial: 
         assert (spread == 1).all(), column
     # the same plan serially and on two workers
     distributed = plan(register, Execution(split_units=150, workers=2, progress=False))
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
     assert layer_bytes(distributed, tmp_path / "a") == layer_bytes(blocks, tmp_path / "b")
 
 
