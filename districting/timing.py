@@ -15,4 +15,9 @@ def stage(name: str) -> Iterator[None]:
     """Log ``name`` and the seconds the enclosed block took, once it is done."""
     started = time.monotonic()
     yield
-    logger.info("%s: %.1f s", name, time.monotonic() - started)
+    log_stage(name, time.monotonic() - started)
+
+
+def log_stage(name: str, seconds: float) -> None:
+    """Log that stage ``name`` took ``seconds`` (for a stage timed in parts)."""
+    logger.info("%s: %.1f s", name, seconds)

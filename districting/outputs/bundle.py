@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from districting.config import Config
-from districting.layers import PlanLayers
 from districting.outputs.maps import write_map
 from districting.outputs.report import write_report
-from districting.outputs.sheets import write_field_sheets
+from districting.outputs.sheets import writing_field_sheets
 from districting.outputs.writer import atomic_directory, write_geopackage, write_json
 from districting.pipeline import PlanResult
 from districting.staffing import staffing_table, write_staffing_xlsx
@@ -48,37 +46,26 @@ def write_plan(
     """
     out_dir = Path(out_dir)
     norms = config if config is not None else result.config
-    with atomic_directory(out_dir, protect=inputs) as staging, \
-            ThreadPoolExecutor(max_workers=1) as background:
-        sheets = staging / "sheets"
-        sheets.mkdir()
+    with atomic_directory(out_dir, protect=inputs) as staging:
         # With worker processes, the sheets (the longest part) are written there while
-        # this process writes the rest; without, one file after the other.
-        written = background.submit(
-            _sheets, result.layers, sheets, lang=lang, period=norms.period,
-            workers=workers) if workers > 1 else None
-        with stage("plan.gpkg"):
-            write_geopackage(result.layers, staging / "plan.gpkg")
-        with stage("the staffing plan"):
-            staffing = staffing_table(result.layers, config=norms)
-            staffing.to_csv(staging / "staffing.csv", index=False, encoding="utf-8")
-            write_staffing_xlsx(staffing, staging / "staffing.xlsx", config=norms, lang=lang)
-        if written is None:
-            _sheets(result.layers, sheets, lang=lang, period=norms.period, workers=1)
-        with stage("map.html"):
-            write_map(result.layers, staging / "map.html", title=title, tiles=tiles)
-        with stage("report.html"):
-            write_report(result.layers, result.summary, staging / "report.html",
-                         config=norms, lang=lang, overview_png=staging / "overview.png")
-        if written is not None:
-            written.result()
+        # this process writes the rest; without, after the rest.
+        with writing_field_sheets(
+                result.layers, staging / "sheets", lang=lang, period=norms.period,
+                workers=workers):
+            with stage("plan.gpkg"):
+                write_geopackage(result.layers, staging / "plan.gpkg")
+            with stage("the staffing plan"):
+                staffing = staffing_table(result.layers, config=norms)
+                staffing.to_csv(staging / "staffing.csv", index=False, encoding="utf-8")
+                write_staffing_xlsx(staffing, staging / "staffing.xlsx", config=norms,
+                                    lang=lang)
+            with stage("map.html"):
+                write_map(result.layers, staging / "map.html", title=title, tiles=tiles)
+            with stage("report.html"):
+                write_report(result.layers, result.summary, staging / "report.html",
+                             config=norms, lang=lang, overview_png=staging / "overview.png")
         for name, source in (extra_files or {}).items():
             shutil.copyfile(source, staging / name)
         write_json(result.summary, staging / "summary.json")
     return out_dir
 
-
-def _sheets(layers: PlanLayers, folder: Path, *, lang: str, period: str, workers: int) -> None:
-    """The field sheets, timed."""
-    with stage("field sheets"):
-        write_field_sheets(layers, folder, lang=lang, period=period, workers=workers)

@@ -8,7 +8,9 @@
 * One sheet per instructor district (ID) for its instructor-controller: a header
   and the CDs it supervises, with their figures and a totals row.
 
-:func:`write_field_sheets` writes all of them, for a plan's ``sheets/`` folder:
+:func:`write_field_sheets` writes all of them, for a plan's ``sheets/`` folder
+(:func:`writing_field_sheets` on worker processes, while the plan's other files are
+written):
 
 * ``<cd_code>.csv`` and ``instructors/<id_code>.csv``: UTF-8 with a byte-order
   mark (so Excel recognises Cyrillic) and ``\\r\\n`` line endings;
@@ -31,11 +33,10 @@ import html
 import io
 import logging
 import math
-import multiprocessing
 import re
-from collections import deque
+import time
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from copy import copy
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -55,8 +56,10 @@ from xlsxwriter.worksheet import Worksheet as XlsxSheet
 from districting.errors import DistrictingError
 from districting.layers import PlanLayers
 from districting.outputs.numbers import as_number
+from districting.outputs.processes import jobs_on_processes
 from districting.outputs.raster import MapData, map_png
 from districting.outputs.writer import XLSX_TIMESTAMP, pick_language, write_bytes_atomic
+from districting.timing import log_stage
 
 logger = logging.getLogger(__name__)
 #: The units column of a follow-up plan (after online self-response): households still
@@ -155,8 +158,6 @@ SHEET_TEXT: dict[str, dict[str, str]] = {
 _MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
               "Dec")
 _ENCODING = "utf-8-sig"
-#: Instructors' jobs waiting for each sheet worker; the next are made as these are taken.
-JOBS_QUEUED_PER_WORKER = 4
 _WORKLOAD_DECIMALS = 1
 _KM_DECIMALS = 2
 #: Width of the inline SVG map, in its own units (the page shows it 100% wide).
@@ -538,6 +539,28 @@ def write_field_sheets(
         If ``lang`` is unknown, a code is duplicated or unusable as a file name, or a
         unit or CD has no parent district in the plan. Nothing is written then.
     """
+    with writing_field_sheets(layers, out_dir, lang=lang, period=period, workers=workers):
+        pass
+
+
+@contextmanager
+def writing_field_sheets(
+    layers: PlanLayers,
+    out_dir: Path,
+    *,
+    lang: str = "ru",
+    period: str,
+    workers: int = 1,
+) -> Iterator[None]:
+    """:func:`write_field_sheets`, beside the body of the ``with`` statement.
+
+    The sheets are checked and prepared on entering. With ``workers`` > 1, their files
+    are written on that many processes while the body runs, and waited for on leaving;
+    otherwise they are written here after the body. Nothing is written if the body
+    raises. The time the sheets took is logged (:mod:`districting.timing`): with
+    workers, until they are all written; without, not counting the body.
+    """
+    started = time.monotonic()
     out_dir = Path(out_dir)
     maker = _CdSheetMaker(layers, lang=lang, period=period)
     id_sheets = _id_sheets(layers, lang=lang, period=period)
@@ -554,23 +577,18 @@ def write_field_sheets(
             yield id_sheet, maker.part(records.get(id_sheet.code, [])), out_dir, lang
 
     if workers > 1 and len(id_sheets) > 1:
-        # Each instructor's workbook and page is independent of the others. The workers
-        # start from a fresh server process, not a fork of this one, which may be
-        # running other threads (see outputs.bundle). A few jobs per worker wait in
-        # line; the next are made as those are taken. Each job carries the data of its
-        # CDs' units, and the worker makes their sheets.
-        with ProcessPoolExecutor(max_workers=workers,
-                                 mp_context=multiprocessing.get_context("forkserver")) as pool:
-            waiting: deque[Future[None]] = deque()
-            for job in jobs():
-                waiting.append(pool.submit(_write_instructor_files, job))
-                while len(waiting) > JOBS_QUEUED_PER_WORKER * workers:
-                    waiting.popleft().result()
-            for future in waiting:
-                future.result()
+        # Each instructor's workbook and page is independent of the others. Each job
+        # carries the data of its CDs' units, and the process makes their sheets.
+        with jobs_on_processes(jobs(), _write_instructor_files, processes=workers,
+                               folder=out_dir, what="field sheets"):
+            yield
     else:
+        prepared = time.monotonic() - started
+        yield
+        started = time.monotonic() - prepared
         for job in jobs():
             _write_instructor_files(job)
+    log_stage("field sheets", time.monotonic() - started)
     logger.debug("sheets: wrote %d CD and %d instructor sheets to %s", len(maker.records),
                  len(id_sheets), out_dir)
 
