@@ -159,26 +159,31 @@ def test_the_workers_are_closed_when_the_register_is_refused(
     assert closed and all(closed)
 
 
-def test_local_workers_have_imported_the_planner_before_their_first_task(
+def test_local_workers_are_ready_and_quiet_before_their_first_task(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import os
     import sys
 
     import dask
 
-    def state() -> tuple[bool, str | None, bool]:
+    def state() -> tuple[bool, str | None, bool, str]:
         return ("districting.settlement" in sys.modules,
                 os.environ.get("MALLOC_TRIM_THRESHOLD_"),
-                dask.config.get("distributed.worker.profile.enabled"))
+                dask.config.get("distributed.worker.profile.enabled"),
+                dask.config.get("distributed.admin.tick.interval"))
 
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
     cluster = parallel.Cluster(Execution(workers=1, progress=False))
     try:
         found = cluster.client().run(state)
+        saturation = cluster.client().run_on_scheduler(
+            lambda dask_scheduler: dask_scheduler.WORKER_SATURATION)
     finally:
         cluster.close()
-    # Imported, with glibc's own memory trimming and no stack sampling (both cost CPU).
-    assert list(found.values()) == [(True, None, False)]
+    # Imported, with glibc's own memory trimming, no stack sampling and a slower tick
+    # (all cost CPU), one batch at a time.
+    assert list(found.values()) == [(True, None, False, "1s")]
+    assert saturation == 1.0
 
 
 def test_more_local_workers_than_cores_is_said(monkeypatch: pytest.MonkeyPatch,
@@ -689,3 +694,23 @@ def test_small_settlements_go_to_the_cluster_in_batches(
     # Asked for, each outcome carries its task's fingerprint for the checkpoint.
     assert [o.fingerprint for o in again] == [t.fingerprint() for t in tasks[-2:]]
     assert [o.fingerprint for o in outcomes] == ["", ""]
+
+
+def test_batches_start_on_the_cluster_in_the_order_they_are_sent(
+        register: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The longest tasks are sent first and must start first, whatever the effort of
+    their batch: a batch of one long city block weighs no more than one of many
+    villages. Here the efforts rise batch by batch, and one worker still takes the
+    batches in the order they were sent."""
+    tasks = register_tasks(register, norms())
+    assert len(tasks) >= 4
+    monkeypatch.setattr(parallel, "batches", lambda queued: iter(
+        [(float(number), [task]) for number, task in enumerate(queued)]))
+    finished: list[str] = []
+    cluster = parallel.Cluster(Execution(workers=1, progress=False))
+    try:
+        parallel._run_on_dask(cluster.client(), tasks, lambda o: finished.append(o.key),
+                              fingerprints=False)
+    finally:
+        cluster.close()
+    assert finished == [t.key for t in tasks]
