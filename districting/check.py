@@ -33,10 +33,13 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyogrio
 import shapely
 from scipy import sparse
 from scipy.sparse import csgraph
+from shapely.errors import GEOSException
 
 from districting.errors import InputFileError, PlanCheckError
 from districting.layers import LAYER_FIELDS, has_geometry
@@ -241,15 +244,20 @@ def _text(value: Any) -> str:
 
 
 def _normalise(name: str, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """A copy of a layer with text fields as clean strings and numeric fields as floats."""
-    out = frame.reset_index(drop=True).copy()
+    """A copy of a layer with text fields as clean strings and numeric fields as floats.
+
+    Only the columns that change are new (pandas copies on write): a national plan's
+    layers are gigabytes, and most of their columns are clean already."""
+    out = frame.reset_index(drop=True)
     for column in LAYER_FIELDS[name]:
         if column not in out.columns:
             continue
         if column in TEXT_FIELDS and isinstance(out[column].dtype, pd.StringDtype):
             # pandas' own text column: trimmed in Arrow, without a Python string per cell
             # (a national plan has tens of millions of cells)
-            out[column] = out[column].str.strip().fillna("")
+            clean = out[column].str.strip().fillna("")
+            if not clean.equals(out[column]):
+                out[column] = clean
         elif column in TEXT_FIELDS:
             values = out[column].to_numpy(dtype=object).tolist()
             # Nearly always every value is text already: then stripping is all there is
@@ -257,7 +265,7 @@ def _normalise(name: str, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
             clean = (list(map(str.strip, values)) if all(type(v) is str for v in values)
                      else [_text(v) for v in values])
             out[column] = pd.Series(clean, index=out.index, dtype=object)
-        else:
+        elif out[column].dtype != np.float64:
             out[column] = pd.to_numeric(out[column], errors="coerce").astype(float)
     return out
 
@@ -481,16 +489,26 @@ def _check_contiguity(plan: Layers) -> list[Violation]:
         return []
     units = plan["units"]
     units = units[units["unit_id"] != ""].drop_duplicates("unit_id").reset_index(drop=True)
-    index = pd.Index(units["unit_id"])
     edges = plan["unit_adjacency"]
-    u = index.get_indexer(edges["u"])
-    v = index.get_indexer(edges["v"])
+    u = _positions(edges["u"], units["unit_id"])
+    v = _positions(edges["v"], units["unit_id"])
     out = _unknown_edge_ends(edges, u, v)
     known = (u >= 0) & (v >= 0)
     unit_ids = _codes(units, "unit_id")
     for level, labels in _unit_labels(plan, units).items():
         out += _disconnected(level, unit_ids, labels, u[known], v[known])
     return out
+
+
+def _positions(names: pd.Series, keys: pd.Series) -> np.ndarray:
+    """Where each of ``names`` is in the distinct ``keys`` (-1: nowhere), matched in Arrow:
+    looked up through pandas, a national plan's sixteen million edge ends each became a
+    Python string, over a gigabyte at once."""
+    values, table = pa.array(names), pa.array(keys)
+    if values.type != table.type:  # string and large_string, or no strings at all
+        values, table = values.cast(pa.large_string()), table.cast(pa.large_string())
+    found = pc.index_in(values, value_set=table)
+    return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def _unknown_edge_ends(edges: pd.DataFrame, u: np.ndarray, v: np.ndarray) -> list[Violation]:
@@ -531,11 +549,15 @@ def _disconnected(
 ) -> list[Violation]:
     """Districts whose units fall into more than one piece using only their inner edges."""
     n = len(labels)
-    inner = (labels[u] == labels[v]) & (labels[u] != "")
+    # Compared as numbers: sixteen million edge ends' codes as strings took a gigabyte.
+    numbers, names = pd.factorize(labels)
+    blank = np.flatnonzero(np.asarray(names, dtype=object) == "")
+    numbers[np.isin(numbers, blank)] = -1
+    inner = (numbers[u] == numbers[v]) & (numbers[u] >= 0)
     graph = sparse.coo_matrix((np.ones(int(inner.sum())), (u[inner], v[inner])), shape=(n, n))
     _, component = csgraph.connected_components(graph, directed=False)
     frame = pd.DataFrame({"label": labels, "piece": component, "unit": unit_ids})
-    frame = frame[frame["label"] != ""]
+    frame = frame[numbers >= 0]
     pieces = frame.groupby("label")["piece"].nunique()
     broken = frame[frame["label"].isin(pieces[pieces > 1].index)]
     out = []
@@ -663,11 +685,13 @@ def _settlement_tiling(
     sid: str, territory: Any, members: np.ndarray, *, area_tolerance_m2: float,
 ) -> list[Violation]:
     """Gap and spill-over of one settlement's CDs against the settlement polygon."""
-    union = shapely.union_all(members)
     area = float(territory.area)
     summed = float(np.nansum(shapely.area(members))) if len(members) else 0.0
-    uncovered = float(shapely.area(shapely.difference(territory, union)))
-    outside = float(shapely.area(shapely.difference(union, territory)))
+    uncovered = outside = 0.0
+    if not _is_tiled_by(territory, members):
+        union = shapely.union_all(members)
+        uncovered = float(shapely.area(shapely.difference(territory, union)))
+        outside = float(shapely.area(shapely.difference(union, territory)))
     tolerance = area_tolerance_m2 + AREA_RTOL * area
     out = []
     if uncovered > tolerance or summed < area - tolerance:
@@ -683,6 +707,27 @@ def _settlement_tiling(
             "territory.",
         ))
     return out
+
+
+def _is_tiled_by(territory: Any, members: np.ndarray) -> bool:
+    """Whether ``members`` tile ``territory`` exactly: their union is the very same polygon,
+    vertex for vertex (in any order). A quick sufficient test, taken before the overlay
+    arithmetic of the full check (a plan's districts are unions of the same tiles, so it
+    usually holds: on a tenth of the country the check took 2.3 s, not 4.1 s).
+
+    The union is a coverage union, which is only right for polygons that do not overlap;
+    it is trusted only when valid and of the members' total area."""
+    if not len(members) or any(m is None for m in members):
+        return False
+    try:
+        union = shapely.coverage_union_all(members)
+    except GEOSException:
+        return False
+    total = float(np.sum(shapely.area(members)))
+    if not union.is_valid or abs(union.area - total) > 1e-9 * max(total, 1.0):
+        return False
+    return bool(shapely.equals_exact(shapely.normalize(union), shapely.normalize(territory),
+                                     tolerance=0.0))
 
 
 def _check_parent_territory(
@@ -703,7 +748,10 @@ def _check_parent_territory(
     for code, geom in zip(parents[level.code], parent_geoms, strict=True):
         if code == "" or geom is None:
             continue
-        union = shapely.union_all(cd_geoms[groups.get(code, np.array([], dtype=int))])
+        members = cd_geoms[groups.get(code, np.array([], dtype=int))]
+        if _is_tiled_by(geom, members):
+            continue
+        union = shapely.union_all(members)
         missing = float(shapely.area(shapely.difference(geom, union)))
         extra = float(shapely.area(shapely.difference(union, geom)))
         if max(missing, extra) > area_tolerance_m2 + AREA_RTOL * float(geom.area):

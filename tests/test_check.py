@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
 import shapely
@@ -429,3 +430,24 @@ def test_large_plan_finds_the_one_violation() -> None:
     layers["units"].loc[corner, "cd_code"] = cd_code(24, 500)
     report = check_layers(layers)
     assert _has_violation(report, "disconnected_cd", cd_code(24, 500))
+
+
+def test_only_an_exact_tiling_skips_the_territory_arithmetic() -> None:
+    """The quick test before the overlay arithmetic passes a territory only when its
+    districts' union is the very same polygon; anything else goes to the full check."""
+    from districting.check import _is_tiled_by
+
+    left, right = shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1)
+    # the union of the two, as a dissolve makes it: the shared edge's ends stay vertices
+    whole = shapely.Polygon([(0, 0), (1, 0), (2, 0), (2, 1), (1, 1), (0, 1)])
+    pair = np.array([left, right], dtype=object)
+    assert _is_tiled_by(whole, pair)
+    assert _is_tiled_by(shapely.reverse(whole), pair[::-1])  # in any vertex order
+    assert not _is_tiled_by(shapely.box(0, 0, 2, 1), pair)  # the same shape, other vertices
+    assert not _is_tiled_by(shapely.Polygon([(0, 0), (1, 0), (2.001, 0), (2, 1), (1, 1),
+                                             (0, 1)]), pair)
+    overlapping = np.array([shapely.box(0, 0, 1.5, 1), right], dtype=object)
+    assert not _is_tiled_by(whole, overlapping)  # the same outline, but overlapping
+    assert not _is_tiled_by(whole, pair[:1])
+    assert not _is_tiled_by(whole, np.array([], dtype=object))
+    assert not _is_tiled_by(whole, np.array([left, None], dtype=object))
