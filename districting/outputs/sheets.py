@@ -31,6 +31,7 @@ import csv
 import datetime
 import html
 import io
+import itertools
 import logging
 import math
 import re
@@ -561,7 +562,30 @@ def writing_field_sheets(
     workers, until they are all written; without, not counting the body.
     """
     started = time.monotonic()
-    out_dir = Path(out_dir)
+    jobs = _instructor_jobs(layers, Path(out_dir), lang=lang, period=period)
+    first = next(jobs, None)  # the sheets are checked and prepared here
+    queued = itertools.chain([first] if first is not None else [], jobs)
+    if workers > 1 and first is not None:
+        # Each instructor's workbook and page is independent of the others. Each job
+        # carries the data of its CDs' units, and the process makes their sheets. Once
+        # the jobs are in their file, the data they were made from is let go (a national
+        # plan's is over a gigabyte).
+        with jobs_on_processes(queued, _write_instructor_files, processes=workers,
+                               folder=Path(out_dir), what="field sheets"):
+            yield
+    else:
+        prepared = time.monotonic() - started
+        yield
+        started = time.monotonic() - prepared
+        for job in queued:
+            _write_instructor_files(job)
+    log_stage("field sheets", time.monotonic() - started)
+
+
+def _instructor_jobs(layers: PlanLayers, out_dir: Path, *, lang: str,
+                     period: str) -> Iterator[tuple[_IdSheet, _CdSheetMaker, Path, str]]:
+    """Each instructor district's job: its sheet and the data its CDs' sheets are made
+    from. Its sheets' CSVs and the folders are written at the first step."""
     maker = _CdSheetMaker(layers, lang=lang, period=period)
     id_sheets = _id_sheets(layers, lang=lang, period=period)
     _write_csvs(id_sheets, out_dir / "instructors", lang=lang, delimiter=",")
@@ -570,27 +594,10 @@ def writing_field_sheets(
     records: dict[str, list[dict[str, Any]]] = {}
     for cd in maker.records:
         records.setdefault(_text(cd.get("id_code")), []).append(cd)
-
-    def jobs() -> Iterator[tuple[_IdSheet, _CdSheetMaker, Path, str]]:
-        """Each ID's job: its sheet and the data its CDs' sheets are made from."""
-        for id_sheet in id_sheets:
-            yield id_sheet, maker.part(records.get(id_sheet.code, [])), out_dir, lang
-
-    if workers > 1 and len(id_sheets) > 1:
-        # Each instructor's workbook and page is independent of the others. Each job
-        # carries the data of its CDs' units, and the process makes their sheets.
-        with jobs_on_processes(jobs(), _write_instructor_files, processes=workers,
-                               folder=out_dir, what="field sheets"):
-            yield
-    else:
-        prepared = time.monotonic() - started
-        yield
-        started = time.monotonic() - prepared
-        for job in jobs():
-            _write_instructor_files(job)
-    log_stage("field sheets", time.monotonic() - started)
-    logger.debug("sheets: wrote %d CD and %d instructor sheets to %s", len(maker.records),
+    logger.debug("sheets: %d CD and %d instructor sheets for %s", len(maker.records),
                  len(id_sheets), out_dir)
+    for id_sheet in id_sheets:
+        yield id_sheet, maker.part(records.get(id_sheet.code, [])), out_dir, lang
 
 
 def _write_instructor_files(job: tuple[_IdSheet, _CdSheetMaker, Path, str]) -> None:
