@@ -523,3 +523,27 @@ def test_geographic_layers_are_projected_for_the_maps(layers: PlanLayers, tmp_pa
     assert page.count("<svg") == 2
     svg = re.search(r"<svg.*?</svg>", sections(page, "cd")[0], re.S).group(0)
     assert ">50 м</text>" in svg  # a 300 m wide district gets a 50 m scale bar
+
+
+def test_sheet_processes_leave_nothing_of_the_plan_held_here(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With worker processes, the data the jobs were made from is let go once the jobs
+    are in their file, before the rest of the plan's files are written beside them."""
+    import gc
+    import weakref
+
+    from districting.outputs import sheets
+
+    made: list[weakref.ref[Any]] = []
+    init = sheets._CdSheetMaker.__init__
+
+    def tracked(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        made.append(weakref.ref(self))
+
+    monkeypatch.setattr(sheets._CdSheetMaker, "__init__", tracked)
+    with sheets.writing_field_sheets(field_layers(), tmp_path / "out", period=PERIOD,
+                                     workers=2):
+        gc.collect()
+        assert made and all(ref() is None for ref in made)
+    assert list((tmp_path / "out" / "xlsx").glob("*.xlsx"))
