@@ -122,6 +122,23 @@ def test_edge_lines_are_drawn_chunk_by_chunk_when_written(
     assert drawn.geometry.geom_equals_exact(layers["unit_adjacency"].geometry, 0).all()
 
 
+def test_ctrl_c_while_the_edge_lines_are_written_stays_an_interruption(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Arrow turns whatever stops the batches into a RuntimeError; the command must still
+    see the Ctrl-C (and say "interrupted"), not an internal error."""
+    layers = grid_plan(rows=4, cols=4)
+    without = PlanLayers(**{**layers, "unit_adjacency": gpd.GeoDataFrame(
+        layers["unit_adjacency"].drop(columns="geometry"))})
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(writer.shapely, "linestrings", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_geopackage(without, tmp_path / "plan.gpkg")
+
+
 def test_same_input_and_seed_give_byte_identical_plans(
     register_file: Path, config_file: Path, tmp_path: Path
 ) -> None:

@@ -87,18 +87,30 @@ def _write_edge_lines(edges: pd.DataFrame, units: gpd.GeoDataFrame, path: Path) 
     schema = pa.schema([("u", pa.string()), ("v", pa.string()), ("length_m", pa.float64()),
                         ("kind", pa.string()), ("geometry", pa.binary())])
 
-    def batches() -> Iterator[pa.RecordBatch]:
-        for start in range(0, len(edges), EDGE_CHUNK):
-            part = edges.iloc[start:start + EDGE_CHUNK]
-            lines = shapely.linestrings(xy[ends[start:start + EDGE_CHUNK]])
-            columns = [pa.array(part[name].to_numpy(), type=schema.field(name).type)
-                       for name in fields]
-            yield pa.RecordBatch.from_arrays([*columns, pa.array(shapely.to_wkb(lines))],
-                                             schema=schema)
+    stopped: list[BaseException] = []
 
-    pyogrio.write_arrow(pa.RecordBatchReader.from_batches(schema, batches()), path,
-                        layer="unit_adjacency", driver="GPKG", geometry_name="geometry",
-                        geometry_type="LineString", crs=units.crs.to_wkt())
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            for start in range(0, len(edges), EDGE_CHUNK):
+                part = edges.iloc[start:start + EDGE_CHUNK]
+                lines = shapely.linestrings(xy[ends[start:start + EDGE_CHUNK]])
+                columns = [pa.array(part[name].to_numpy(), type=schema.field(name).type)
+                           for name in fields]
+                yield pa.RecordBatch.from_arrays([*columns, pa.array(shapely.to_wkb(lines))],
+                                                 schema=schema)
+        except BaseException as error:  # Arrow hands it on as a RuntimeError
+            if not isinstance(error, GeneratorExit):
+                stopped.append(error)
+            raise
+
+    try:
+        pyogrio.write_arrow(pa.RecordBatchReader.from_batches(schema, batches()), path,
+                            layer="unit_adjacency", driver="GPKG", geometry_name="geometry",
+                            geometry_type="LineString", crs=units.crs.to_wkt())
+    except Exception:
+        if stopped:  # what stopped the batches (Ctrl-C included), not Arrow's wrapping
+            raise stopped[0] from None
+        raise
 
 
 def save_workbook(workbook: Workbook, path: Path) -> None:
