@@ -27,13 +27,21 @@ def merge(tiles: np.ndarray) -> shapely.Geometry:
     one. Where the tiles do overlap (a register's own footprints may), the coverage
     union counts the overlap twice and is not a valid polygon; where its area is not
     theirs, it lost or added something. Then the full union is made instead."""
+    merged = coverage_union(tiles)
+    return merged if merged is not None else shapely.union_all(tiles)
+
+
+def coverage_union(tiles: np.ndarray) -> shapely.Geometry | None:
+    """The coverage union of polygons that should tile without overlaps, or ``None`` where
+    it cannot be trusted (see :func:`merge`): GEOS refused it, it is not a valid polygon,
+    or its area is not the tiles' total."""
     try:
         merged = shapely.coverage_union_all(tiles)
     except GEOSException:
-        return shapely.union_all(tiles)
+        return None
     total = float(shapely.area(tiles).sum())
     if abs(merged.area - total) > 1e-9 * max(total, 1.0) or not merged.is_valid:
-        return shapely.union_all(tiles)
+        return None
     return merged
 
 
