@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -261,3 +262,98 @@ def test_metric_crs_baikonur_is_utm_41n() -> None:
 def test_metric_crs_keeps_a_utm_crs(register: gpd.GeoDataFrame) -> None:
     assert metric_crs(register.to_crs("EPSG:32641")).to_epsg() == 32641
     assert metric_crs(register).to_epsg() == 32641
+
+
+# --- counts as stored: GDAL reads TEXT in an INTEGER column as 0 -----------------------
+
+
+def _sql(path: Path, *statements: str) -> None:
+    """Run SQL on a GeoPackage; the R-tree triggers call GeoPackage functions that plain
+    sqlite3 does not have, so stand-ins are registered (no geometry is changed)."""
+    connection = sqlite3.connect(path)
+    for name in ("ST_IsEmpty", "ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY"):
+        connection.create_function(name, 1, lambda geometry: None)
+    for statement in statements:
+        connection.execute(statement)
+    connection.commit()
+    connection.close()
+
+
+def test_gpkg_text_in_an_integer_column_is_an_error(
+        register: gpd.GeoDataFrame, tmp_path: Path) -> None:
+    """residents stored as TEXT 'abc' were read as 0 and the plan was made for them."""
+    frame = register.iloc[:20].copy()
+    frame["floors"] = 2
+    frame["households"] = frame["dwellings"]
+    path = _gpkg(frame, tmp_path)
+    _sql(path,
+         "DELETE FROM buildings WHERE fid = 2",  # fids need not be the row numbers
+         "UPDATE buildings SET residents = 'abc' WHERE fid = 5",
+         "UPDATE buildings SET dwellings = 12.5 WHERE fid = 7",
+         "UPDATE buildings SET floors = x'3132' WHERE fid = 9",
+         "UPDATE buildings SET households = '7' WHERE fid = 11")  # stored as the integer 7
+    raw = read_register(path)
+    assert list(raw.buildings.index) == list(range(19))
+    assert raw.buildings.loc[3, "residents"] == "abc"
+    errors = [p for p in validate_register(raw) if p.severity == "error"]
+    assert [(p.row, p.column) for p in errors] == [(6, "dwellings"), (4, "residents"),
+                                                   (8, "floors")]
+    assert "dwellings 12.5 is not a whole number" in errors[0].message
+    assert "residents 'abc' is not a number" in errors[1].message
+    assert "floors is binary data (a BLOB), not a number" in errors[2].message
+    assert raw.buildings.loc[9, "households"] == 7
+
+
+def test_gpkg_clean_counts_keep_their_integer_type(
+        register: gpd.GeoDataFrame, tmp_path: Path) -> None:
+    raw = read_register(_gpkg(register, tmp_path))
+    assert raw.buildings["residents"].dtype == "int64"
+    assert list(raw.buildings.index) == list(range(len(register)))
+
+
+def test_csv_and_geojson_text_counts_are_errors(
+        register: gpd.GeoDataFrame, tmp_path: Path) -> None:
+    frame = register.iloc[:10].reset_index(drop=True)
+    frame["residents"] = frame["residents"].astype(object)
+    frame.loc[3, "residents"] = "abc"
+    for writer in (_csv_lonlat, _geojson):
+        folder = tmp_path / writer.__name__
+        folder.mkdir()
+        with warnings.catch_warnings():  # pyogrio: the column stays text
+            warnings.simplefilter("ignore")
+            raw = read_register(writer(frame, folder))
+        errors = [p for p in validate_register(raw) if p.severity == "error"]
+        assert [(p.row, p.column) for p in errors] == [(4, "residents")], writer.__name__
+        assert "'abc' is not a number" in errors[0].message
+
+
+def _dbf_cells(path: Path, cells: dict[tuple[int, str], bytes]) -> None:
+    """Overwrite DBF cells (0-based record, field name) with raw text, right-aligned."""
+    data = bytearray(path.read_bytes())
+    header = int.from_bytes(data[8:10], "little")
+    size = int.from_bytes(data[10:12], "little")
+    fields, offset, start = {}, 32, 1
+    while data[offset] != 0x0D:
+        fields[data[offset:offset + 11].split(b"\0")[0].decode()] = (start, data[offset + 16])
+        start, offset = start + data[offset + 16], offset + 32
+    for (record, name), text in cells.items():
+        first, width = fields[name]
+        at = header + record * size + first
+        data[at:at + width] = text.rjust(width)
+    path.write_bytes(bytes(data))
+
+
+def test_shapefile_text_in_a_numeric_field_is_an_error(
+        register: gpd.GeoDataFrame, tmp_path: Path) -> None:
+    """GDAL reads a DBF numeric cell 'abc' as 0 and '12.5' (no decimals) as 12."""
+    path = _shapefile(register.iloc[:10], tmp_path)
+    _dbf_cells(path.with_suffix(".dbf"), {(1, "residents"): b"abc", (3, "dwellings"): b"12.5",
+                                          (5, "residents"): b"1 2", (6, "residents"): b"7"})
+    raw = read_register(path)
+    errors = [p for p in validate_register(raw) if p.severity == "error"]
+    assert [(p.row, p.column) for p in errors] == [
+        (4, "dwellings"), (2, "residents"), (6, "residents")]
+    assert "dwellings '12.5' is not a whole number" in errors[0].message
+    assert "residents 'abc' is not a number" in errors[1].message
+    assert "residents '1 2' is not a number" in errors[2].message
+    assert raw.buildings.loc[6, "residents"] == 7

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import geopandas as gpd
@@ -148,7 +149,8 @@ def test_linestring_geometry(frame: gpd.GeoDataFrame) -> None:
 
 
 def test_polygons_and_multipolygons_are_allowed(frame: gpd.GeoDataFrame) -> None:
-    square = shapely.box(63.30, 45.60, 63.3001, 45.6001)
+    x, y = frame.geometry.iloc[1].x, frame.geometry.iloc[1].y  # where the town is
+    square = shapely.box(x, y, x + 0.0001, y + 0.0001)
     frame.loc[1, "geometry"] = square
     frame.loc[2, "geometry"] = shapely.MultiPolygon([square])
     assert _problems(frame) == []
@@ -421,3 +423,183 @@ def test_duplicates_and_blanks_in_ids_found_among_many_rows(frame: gpd.GeoDataFr
     assert [row for row, _ in messages] == [3, 4, 6, 7, 10]
     assert "first seen in row 1" in messages[0][1] and "first seen in row 2" in messages[2][1]
     assert "empty" in messages[1][1] and "empty" in messages[3][1]
+
+
+# --- identifiers that become file names and codes --------------------------------------
+
+
+SAFE_IDS = ["431010000", "000000000", "osm-w123456789", "osm-r42", "B000001",
+            "431010000-000001", "Байконур-1", "ул.Абая_5", "x" * 64, "_1"]
+UNSAFE_IDS = {
+    "../../X": "starts with '.'",
+    "a/b": "contains '/'",
+    "a\\b": "contains '\\\\'",
+    "-rf": "starts with '-'",
+    ".hidden": "starts with '.'",
+    "9" * 300: "is 300 characters long, more than 64",
+    "x" * 65: "is 65 characters long, more than 64",
+    "𠀀" * 40: "bytes long in UTF-8, more than 128",
+    "x y": "contains U+0020 (space)",
+    "a\tb": "contains U+0009",
+    "ab\x1b[2J": "contains U+001B",
+    "a\x00b": "contains U+0000",
+    "NUL": "reserved device name on Windows",
+    "com1.txt": "reserved device name on Windows",
+}
+
+
+def test_safe_identifier_rule() -> None:
+    from districting.validate import safe_identifier_problem
+
+    for value in SAFE_IDS:
+        assert safe_identifier_problem(value) is None, value
+    for value, phrase in UNSAFE_IDS.items():
+        reason = safe_identifier_problem(value)
+        assert reason is not None and phrase in reason, (value, reason)
+
+
+@pytest.mark.parametrize("value", ["../../X", "a/b", "9" * 300, "x y", "ab\x1b[2J"])
+def test_unsafe_settlement_id_is_an_error_on_each_row(
+        frame: gpd.GeoDataFrame, value: str) -> None:
+    """An id with a path separator, 300 characters or a control character once passed
+    validation, and planning then wrote files from it (``../../X`` two folders up)."""
+    frame.loc[[2, 5], "settlement_id"] = value
+    errors = _errors(_problems(frame))
+    assert [(p.row, p.column) for p in errors] == [(3, "settlement_id"), (6, "settlement_id")]
+    for error in errors:
+        assert "is not a safe identifier" in error.message
+        assert "use 1–64 letters, digits, '-', '_' or '.'" in error.message
+        assert "\x1b" not in error.message and "9" * 41 not in error.message
+
+
+def test_unsafe_building_id_is_an_error(frame: gpd.GeoDataFrame) -> None:
+    frame.loc[3, "building_id"] = "../evil"
+    frame.loc[7, "building_id"] = " Байконур-7 "  # surrounding spaces are stripped: fine
+    error = _only_error(_problems(frame))
+    assert (error.row, error.column) == (4, "building_id")
+    assert "'../evil' is not a safe identifier: it starts with '.'" in error.message
+
+
+def test_whole_column_id_check_flags_exactly_what_the_row_rule_flags(
+        frame: gpd.GeoDataFrame) -> None:
+    from districting.validate import safe_identifier_problem
+
+    values = [*SAFE_IDS, *UNSAFE_IDS]
+    rows = pd.concat([frame] * (len(values) // len(frame) + 1), ignore_index=True)
+    rows = gpd.GeoDataFrame(rows.iloc[:len(values)], crs=frame.crs)
+    rows["building_id"] = values
+    flagged = {p.row for p in _errors(_problems(rows)) if p.column == "building_id"}
+    assert flagged == {row for row, value in enumerate(values, start=1)
+                       if safe_identifier_problem(value.strip()) is not None}
+    assert len(flagged) == len(UNSAFE_IDS)
+
+
+def test_cli_plan_refuses_a_settlement_id_that_is_a_path(tmp_path: Path) -> None:
+    frame = two_settlement_register()
+    frame.loc[frame["settlement_id"] == VILLAGE, "settlement_id"] = "../../X"
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    path = deep / "register.gpkg"
+    frame.to_file(path, layer="buildings", engine="pyogrio")
+    result = CliRunner().invoke(main, ["-q", "plan", str(path), "--out", str(deep / "plan")])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert "'../../X' is not a safe identifier" in result.output
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["register.gpkg"]
+
+
+# --- implausible counts, an empty register, a far building ------------------------------
+
+
+def test_absurd_residents_per_building_is_an_error(frame: gpd.GeoDataFrame) -> None:
+    """10^12 residents in a 60-flat building were accepted and planned."""
+    frame.loc[4, ["dwellings", "residents"]] = [60, 10**12]
+    error = _only_error(_problems(frame))
+    assert (error.row, error.column) == (5, "residents")
+    assert "residents 1,000,000,000,000 is more than one building can have" in error.message
+    assert "at most 100,000" in error.message
+
+
+def test_huge_count_written_as_text_is_an_error(frame: gpd.GeoDataFrame) -> None:
+    frame["floors"] = [3] * len(frame)
+    frame.loc[2, "dwellings"] = "1e300"
+    frame.loc[6, "floors"] = 1000
+    errors = _errors(_problems(frame))
+    assert [(p.row, p.column) for p in errors] == [(3, "dwellings"), (7, "floors")]
+    assert "dwellings 1e+300 is more than" in errors[0].message
+    assert "floors 1,000 is more than one building can have (at most 200)" in errors[1].message
+
+
+def test_residents_per_dwelling(frame: gpd.GeoDataFrame) -> None:
+    frame.loc[3, ["dwellings", "residents"]] = [1, 40]  # more than any dwelling houses
+    frame.loc[5, ["dwellings", "residents"]] = [2, 34]  # 17 per dwelling: rare, doubted
+    frame.loc[7, ["kind", "dwellings", "residents"]] = ["collective", 1, 300]  # a dormitory
+    problems = _problems(frame)
+    assert [(p.severity, p.row, p.column) for p in problems] == [
+        ("error", 4, "residents"), ("warning", 6, "residents")]
+    assert "40 residents in 1 dwelling(s) is 40.0 per dwelling, more than the 30" \
+        in problems[0].message
+    assert "kind 'collective'" in problems[0].message
+    assert "34 residents in 2 dwelling(s) is 17.0 per dwelling, more than 15" \
+        in problems[1].message
+
+
+def test_register_without_residents_is_an_error(frame: gpd.GeoDataFrame) -> None:
+    """A register with no residents at all was planned (with 3 interviewers)."""
+    frame["residents"] = 0
+    error = _only_error(_problems(frame))
+    assert (error.row, error.column) == (None, "residents")
+    assert "the register has no residents" in error.message
+
+
+def test_cli_plan_refuses_a_register_without_residents(tmp_path: Path) -> None:
+    frame = two_settlement_register()
+    frame["residents"] = 0
+    path = tmp_path / "empty.gpkg"
+    frame.to_file(path, layer="buildings", engine="pyogrio")
+    result = CliRunner().invoke(main, ["-q", "plan", str(path), "--out", str(tmp_path / "p")])
+    assert result.exit_code == 1, result.output
+    assert "error: empty.gpkg, column 'residents': the register has no residents" \
+        in result.output
+    assert not (tmp_path / "p").exists()
+
+
+def _km(message: str) -> float:
+    found = re.search(r"the building lies ([\d,.]+) km from", message)
+    assert found is not None, message
+    return float(found.group(1).replace(",", ""))
+
+
+def test_building_far_from_its_settlement_is_a_warning() -> None:
+    """A building moved 5° away (no settlements layer) was planned with a 500 km walk."""
+    frame = two_settlement_register()
+    point = frame.geometry.iloc[5]
+    frame.loc[5, "geometry"] = shapely.Point(point.x, point.y + 5)
+    problems = _problems(frame)
+    assert [(p.severity, p.row, p.column) for p in problems] == [("warning", 6, "geometry")]
+    assert _km(problems[0].message) == pytest.approx(556, abs=1)  # 5° of latitude
+    assert f"km from the median point of settlement {TOWN}'s 300 buildings" \
+        in problems[0].message
+
+
+def test_far_check_in_a_projected_crs_and_the_polygon_check_wins() -> None:
+    frame = two_settlement_register().to_crs("EPSG:32641")
+    point = frame.geometry.iloc[5]
+    frame.loc[5, "geometry"] = shapely.Point(point.x + 30_000, point.y)  # 30 km east
+    problems = _problems(frame)
+    assert [(p.severity, p.row) for p in problems] == [("warning", 6)]
+    assert _km(problems[0].message) == pytest.approx(30, abs=1)
+    # With a settlements layer the building is outside its polygon: an error, no warning.
+    settlements = _settlements(two_settlement_register()).to_crs(frame.crs)
+    problems = _problems(frame, settlements)
+    assert [(p.severity, p.row) for p in problems] == [("error", 6)]
+    assert "outside the polygon" in problems[0].message
+
+
+def test_synthetic_baikonur_has_no_far_buildings() -> None:
+    """The synthetic city and its villages, checked without their settlements layer
+    (so that the far-building rule runs), give no warning at all."""
+    from districting.synth import synthesize_baikonur
+
+    buildings = synthesize_baikonur().buildings
+    assert _problems(buildings) == []
