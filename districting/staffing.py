@@ -21,6 +21,7 @@ from openpyxl.utils import get_column_letter
 from districting.config import Config
 from districting.errors import DistrictingError
 from districting.layers import PlanLayers
+from districting.outputs.cells import openpyxl_text
 from districting.outputs.writer import XLSX_TIMESTAMP as XLSX_TIMESTAMP  # re-exported
 from districting.outputs.writer import save_workbook
 
@@ -278,6 +279,8 @@ def write_staffing_xlsx(
     row, an autofilter over the settlement rows and a bold totals row below it;
     shares are percentages. The second sheet lists the norms by their config name.
     The workbook's timestamps are fixed (2000-01-01), so equal tables give equal files.
+    Names from the register are string cells, never formulas
+    (:mod:`districting.outputs.cells`).
 
     Raises
     ------
@@ -308,6 +311,9 @@ def write_staffing_xlsx(
         if is_total:
             values[STAFFING_COLUMNS.index("settlement_name")] = text["total"]
         sheet.append(values)
+        for index, value in enumerate(values, start=1):
+            if isinstance(value, str):  # a name from the register: text, never a formula
+                openpyxl_text(sheet.cell(row=number, column=index))
         for index, column in enumerate(STAFFING_COLUMNS, start=1):
             if column in formats or is_total:
                 cell = sheet.cell(row=number, column=index)
@@ -328,8 +334,9 @@ def write_staffing_xlsx(
     norms.append([text["norm"], text["value"]])
     for cell in norms[1]:
         cell.font = bold
-    for name in NORMS_LISTED:
+    for number, name in enumerate(NORMS_LISTED, start=2):
         norms.append([name, _norm_value(config, name)])
+        openpyxl_text(norms.cell(row=number, column=2))
     norms.column_dimensions["A"].width = max(len(name) for name in NORMS_LISTED) + 2
     norms.column_dimensions["B"].width = 14
 

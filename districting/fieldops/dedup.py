@@ -51,6 +51,7 @@ from districting.fieldops.records import (
     parse_times,
     record_issues,
 )
+from districting.outputs.cells import frame_csv
 from districting.outputs.writer import atomic_directory, is_output_of, write_json
 
 logger = logging.getLogger(__name__)
@@ -442,6 +443,7 @@ def write_dedup(result: DedupResult, out_dir: str | Path, *,
 
 def _write_files(result: DedupResult, folder: Path) -> None:
     for name, table in result.tables().items():
-        text = table.astype(str).to_csv(index=False, lineterminator="\n")
+        # Text from the records never reads as a formula (outputs.cells); numbers as they are.
+        text = frame_csv(table, as_text=True, lineterminator="\n")
         (folder / OUTPUT_FILES[name][0]).write_bytes(text.encode("utf-8"))
     write_json(result.summary, folder / SUMMARY_FILE)

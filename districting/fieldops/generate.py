@@ -29,6 +29,7 @@ from districting.check import read_plan_layers
 from districting.errors import DistrictingError, InputFileError
 from districting.fieldops.iin import check_iin, make_iin
 from districting.fieldops.records import ALL_COLUMNS, ONLINE_CHANNELS
+from districting.outputs.cells import frame_csv
 from districting.outputs.writer import write_bytes_atomic
 
 if TYPE_CHECKING:
@@ -470,15 +471,18 @@ def _finish(rows: _Rows, rng: np.random.Generator, known: set[str]) -> Generated
 
 
 def write_records(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write records as UTF-8 CSV or Parquet (by the suffix), all columns as text."""
+    """Write records as UTF-8 CSV or Parquet (by the suffix), all columns as text. In a
+    CSV, a text cell that a spreadsheet would read as a formula gets a ``'`` in front
+    (:mod:`districting.outputs.cells`); Parquet holds typed text and is written as is."""
     path = Path(path)
-    text = frame.astype(object).astype(str)
+    cells = frame.astype(object)
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        data = text.to_csv(index=False, lineterminator="\n").encode("utf-8")
+        text = frame_csv(cells, as_text=True, lineterminator="\n")
+        data = text.encode("utf-8")
     elif suffix in (".parquet", ".pq"):
         buffer = io.BytesIO()
-        text.to_parquet(buffer, index=False)
+        cells.astype(str).to_parquet(buffer, index=False)
         data = buffer.getvalue()
     else:
         raise DistrictingError(f"{path}: write records as .csv or .parquet, not '{suffix}'")

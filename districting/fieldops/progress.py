@@ -82,6 +82,7 @@ from districting.fieldops.records import (
 )
 from districting.layers import LAYER_FIELDS, PlanLayers
 from districting.outputs.maps import add_geojson, assign_sequential_ids, display_frame
+from districting.outputs.cells import csv_text
 from districting.outputs.numbers import as_number, localise, whole
 from districting.outputs.writer import (
     atomic_directory,
@@ -985,11 +986,12 @@ def _csv_cell(column: str, value: Any) -> str:
         return f"{value:g}"
     if isinstance(value, int | np.integer):
         return str(int(value))
-    return cell_text(value)
+    return csv_text(cell_text(value))  # text from data never reads as a formula
 
 
 def _csv_bytes(frame: pd.DataFrame, columns: Sequence[str]) -> bytes:
-    """UTF-8 CSV with ``\\n`` line ends; numbers formatted so that reruns give the same bytes."""
+    """UTF-8 CSV with ``\\n`` line ends; numbers formatted so that reruns give the same bytes,
+    text that a spreadsheet would read as a formula quoted (:mod:`districting.outputs.cells`)."""
     buffer = io.StringIO()
     frame = frame.loc[:, list(columns)]
     rows = [",".join(_csv_quote(c) for c in columns)]

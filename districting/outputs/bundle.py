@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from districting.config import Config
+from districting.outputs.cells import frame_csv
 from districting.outputs.maps import write_map
 from districting.outputs.report import write_report
 from districting.outputs.sheets import writing_field_sheets
@@ -56,7 +57,7 @@ def write_plan(
                 write_geopackage(result.layers, staging / "plan.gpkg")
             with stage("the staffing plan"):
                 staffing = staffing_table(result.layers, config=norms)
-                staffing.to_csv(staging / "staffing.csv", index=False, encoding="utf-8")
+                (staging / "staffing.csv").write_bytes(frame_csv(staffing).encode("utf-8"))
                 write_staffing_xlsx(staffing, staging / "staffing.xlsx", config=norms,
                                     lang=lang)
             with stage("map.html"):

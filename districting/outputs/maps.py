@@ -105,6 +105,10 @@ class _SearchControl(JSCSSMixin, MacroElement):
     index of labels is built in the browser, on the first search, from the
     layers' features. A found polygon is fitted in the view, a found point is
     centred, and a popup with the feature's figures opens at it.
+
+    The labels are data (addresses, point names), so they are matched and shown as
+    text: the plugin's default would draw each as HTML and drop ``.``, ``(`` and the
+    like from what is typed.
     """
 
     _template = Template("""
@@ -133,6 +137,27 @@ class _SearchControl(JSCSSMixin, MacroElement):
                     return {abort: function () {}};
                 },
                 formatData: function (records) { return records; },
+                // Labels are data (addresses, names): the plugin would set a tip's
+                // innerHTML, so each tip is built here with the label as text ...
+                buildTip: function (text) {
+                    var tip = L.DomUtil.create("li", "");
+                    tip.textContent = text;
+                    return tip;
+                },
+                // ... and a label is matched as typed, as text (the plugin's own filter
+                // drops ".", "(" and the like from the search, so "ул. Мира" or a
+                // label holding one could never be found).
+                filterData: function (text, records) {
+                    var wanted = text.toLowerCase(), found = {};
+                    if (!wanted) { return found; }
+                    for (var label in records) {
+                        if (Object.prototype.hasOwnProperty.call(records, label)
+                                && label.toLowerCase().indexOf(wanted) !== -1) {
+                            found[label] = records[label];
+                        }
+                    }
+                    return found;
+                },
                 initial: false,
                 autoType: false,
                 collapsed: false,

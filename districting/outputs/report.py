@@ -814,7 +814,7 @@ def _draw_settlement(
                 continue
             spot = shapely.point_on_surface(geom)
             ax.text(spot.x, spot.y, _short_code(str(label), str(code)), fontsize=6.5,
-                    ha="center", va="center", fontweight="bold",
+                    ha="center", va="center", fontweight="bold", parse_math=False,
                     path_effects=[withStroke(linewidth=2, foreground="white")])
     outline.boundary.plot(ax=ax, color="#333333", linewidth=1.0, linestyle=(0, (6, 3)))
     if len(points):
@@ -825,7 +825,9 @@ def _draw_settlement(
     ax.set_ylabel("")
     for spine in ax.spines.values():
         spine.set_edgecolor("#999999")
-    ax.set_title(f"{settlement['settlement_name']} ({code})", fontsize=9, loc="left")
+    # Names and codes are data: drawn as text, never parsed as mathtext ("$...$").
+    ax.set_title(f"{settlement['settlement_name']} ({code})", fontsize=9, loc="left",
+                 parse_math=False)
     _scale_bar(ax, t=t)
 
 

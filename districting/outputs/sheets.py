@@ -56,6 +56,7 @@ from xlsxwriter.worksheet import Worksheet as XlsxSheet
 
 from districting.errors import DistrictingError
 from districting.layers import PlanLayers
+from districting.outputs.cells import csv_row, looks_like_formula
 from districting.outputs.numbers import as_number
 from districting.outputs.processes import jobs_on_processes
 from districting.outputs.raster import MapData, map_png
@@ -763,6 +764,8 @@ class _Formats:
     def __init__(self, book: xlsxwriter.Workbook) -> None:
         self.book = book
         self.made: dict[tuple[tuple[str, Any], ...], Format] = {}
+        #: The properties each format was made with, by its id: for :meth:`text`.
+        self.properties: dict[int, tuple[tuple[str, Any], ...]] = {}
         #: Table cells' formats by (bold, one decimal, address column): looked up per cell.
         self.cells: dict[tuple[bool, bool, bool], Format] = {}
 
@@ -770,7 +773,15 @@ class _Formats:
         key = tuple(sorted(properties.items()))
         if key not in self.made:
             self.made[key] = self.book.add_format(properties)
+            self.properties[id(self.made[key])] = key
         return self.made[key]
+
+    def text(self, style: Format, text: str) -> Format:
+        """``style`` for a cell holding ``text``; for a text that looks like a formula,
+        its variant with Excel's quote prefix (the cell stays text when it is edited)."""
+        if not looks_like_formula(text):
+            return style
+        return self(**dict(self.properties[id(style)]), quote_prefix=True)
 
     def cell(self, column: int, *, bold: bool = False, decimals: Sequence[int] = ()) -> Format:
         """A table cell (``column`` from 0): bordered, one decimal place in ``decimals``,
@@ -815,7 +826,10 @@ def _write_workbook(id_sheet: _IdSheet, cd_sheets: list[_CdSheet], path: Path, *
         _xlsx_row(first, row, values, formats, decimals=(5, 6))
         title = cd_titles.get(str(values[0]))
         if title is not None:
-            first.write_url(row, 0, f"internal:'{title}'!A1", link, string=str(values[0]))
+            code = str(values[0])
+            quoted = title.replace("'", "''")  # a quote in a sheet name is doubled
+            first.write_url(row, 0, f"internal:'{quoted}'!A1", formats.text(link, code),
+                            string=code)
     _xlsx_row(first, row + 1, id_sheet.total, formats, bold=True, decimals=(5, 6))
     _xlsx_page_setup(first, landscape=False)
 
@@ -845,9 +859,9 @@ def _xlsx_cd_sheet(ws: XlsxSheet, sheet: _CdSheet, lang: str, formats: _Formats)
     row += 2
     km = formats(num_format="0.00")
     ws.merge_range(row, 0, row, 1, text["route"], formats(bold=True))
-    _write_value(ws, row, 2, sheet.tour_km or None, km)
+    _write_value(ws, row, 2, sheet.tour_km or None, km, formats)
     ws.merge_range(row, 3, row, 5, text["naive"], formats())
-    _write_value(ws, row, 6, sheet.naive_km or None, km)
+    _write_value(ws, row, 6, sheet.naive_km or None, km, formats)
     png = _map_png(sheet, text)
     if png is not None:
         ws.insert_image(0, len(_CD_WIDTHS) + 1, "map.png", {"image_data": io.BytesIO(png)})
@@ -866,7 +880,10 @@ def _xlsx_header(ws: XlsxSheet, title: str, sheet: _CdSheet | _IdSheet,
     row = 1
     for label, value in sheet.header:
         ws.merge_range(row, 0, row, 1, label, bold)
-        ws.merge_range(row, 2, row, last, value, formats())
+        # The value (a settlement's or a point's name, a code) is written as text.
+        ws.merge_range(row, 2, row, last, "", formats())
+        if value != "":
+            _write_value(ws, row, 2, value, formats(), formats)
         row += 1
     line = formats(bottom=1)
     for label in sheet.signers:
@@ -892,18 +909,21 @@ def _xlsx_row(ws: XlsxSheet, row: int, values: Sequence[Any], formats: _Formats,
     """One table row with borders; columns (from 0) in ``decimals`` show one decimal."""
     for column, value in enumerate(values):
         _write_value(ws, row, column, None if value == "" else value,
-                     formats.cell(column, bold=bold, decimals=decimals))
+                     formats.cell(column, bold=bold, decimals=decimals), formats)
 
 
-def _write_value(ws: XlsxSheet, row: int, column: int, value: Any, style: Format) -> None:
-    """A number as a number, anything else as text; nothing, or a number that is not one
-    (NaN), as a blank cell."""
+def _write_value(ws: XlsxSheet, row: int, column: int, value: Any, style: Format,
+                 formats: _Formats) -> None:
+    """A number as a number, anything else as text (a string cell, never a formula: see
+    :mod:`districting.outputs.cells`); nothing, or a number that is not one (NaN), as a
+    blank cell."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         ws.write_blank(row, column, None, style)
     elif isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
         ws.write_number(row, column, value, style)
     else:
-        ws.write_string(row, column, str(value), style)
+        text = str(value)
+        ws.write_string(row, column, text, formats.text(style, text))
 
 
 def _xlsx_page_setup(ws: XlsxSheet, *, landscape: bool) -> None:
@@ -1381,8 +1401,10 @@ def _text(value: Any) -> str:
 
 
 def _write_csv(path: Path, rows: list[list[Any]], *, delimiter: str) -> None:
-    """Write a CSV table atomically, UTF-8 with a byte-order mark and CRLF."""
+    """Write a CSV table atomically, UTF-8 with a byte-order mark and CRLF; a text cell
+    that a spreadsheet would read as a formula gets a ``'`` in front
+    (:mod:`districting.outputs.cells`)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
-    writer.writerows(rows)
+    writer.writerows(csv_row(row) for row in rows)  # text from data never a formula
     write_bytes_atomic(path, buffer.getvalue().encode(_ENCODING))
