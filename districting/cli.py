@@ -431,11 +431,18 @@ def stage2_synth(plan_dir: Path, out: Path, seed: int, truth: bool) -> None:
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path),
               help="Output folder (replaced atomically).")
 @click.option("--plan", "plan_dir", type=click.Path(path_type=Path), default=None,
-              help="A written plan: records at a building not in it are quarantined.")
+              help="A written plan: records at a building not in it, and tablet records "
+                   "whose cd_code is not one of its CDs, are quarantined.")
+@click.option("--window", "window", default="2021-09-01/2021-10-30", show_default=True,
+              metavar="FIRST/LAST",
+              help="Census window, two dates YYYY-MM-DD, inclusive: records submitted on "
+                   "another day are quarantined (the default is the 2021 census: online "
+                   "1 September–15 October, door to door 1–30 October).")
 @click.option("--salt", "salt_path", type=click.Path(path_type=Path), default=None,
               help="Salt file for IIN hashes (default: <OUT>.salt, created if missing; "
-                   "reuse it so hashes match across runs).")
-def dedup(records: tuple[Path, ...], out: Path, plan_dir: Path | None,
+                   "reuse it so hashes match across runs; must be readable by its owner "
+                   "only).")
+def dedup(records: tuple[Path, ...], out: Path, plan_dir: Path | None, window: str,
           salt_path: Path | None) -> None:
     """Deduplicate Stage-2 records by IIN: one accepted record per person; duplicates,
     quarantined records and conflicts each in their own file; nothing lost."""
@@ -445,21 +452,37 @@ def dedup(records: tuple[Path, ...], out: Path, plan_dir: Path | None,
     from districting.fieldops.dedup import (
         default_salt_path,
         load_or_create_salt,
-        plan_buildings,
+        plan_keys,
         write_dedup,
     )
-    from districting.fieldops.records import read_records
+    from districting.fieldops.records import parse_window, read_records
 
+    try:
+        days = parse_window(window)
+    except DistrictingError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--window'") from None
     frame, problems = read_records(list(records))
-    if problems:
-        logger.warning("the records have %d row problem(s); those rows are quarantined "
-                       "(see quarantined.csv)", len(problems))
-    known = plan_buildings(plan_dir) if plan_dir is not None else None
+    rows = [p for p in problems if p.row is not None]
+    for problem in [p for p in problems if p.row is None] + rows[:_SHOWN_ROW_PROBLEMS]:
+        logger.warning("%s", problem)  # messages never quote an IIN
+    if len(rows) > _SHOWN_ROW_PROBLEMS:
+        logger.warning("… and %d more row problem(s), all in quarantined.csv",
+                       len(rows) - _SHOWN_ROW_PROBLEMS)
+    known, cds = plan_keys(plan_dir) if plan_dir is not None else (None, None)
     salt = load_or_create_salt(salt_path or default_salt_path(out))
-    result = deduplicate(frame, known_buildings=known, salt=salt)
+    result = deduplicate(frame, known_buildings=known, known_cds=cds, salt=salt, window=days)
     write_dedup(result, out, protect=records)
     summary = result.summary
     click.echo(f"wrote {out}: {_dedup_line(summary)}")
+    reasons = summary.get("quarantine_reasons", {})
+    if reasons:
+        click.echo("quarantined (see quarantined.csv): " + ", ".join(
+            f"{count} {reason}" for reason, count in sorted(reasons.items(),
+                                                            key=lambda kv: (-kv[1], kv[0]))))
+
+
+#: Row problems the dedup command lists on the terminal; quarantined.csv has them all.
+_SHOWN_ROW_PROBLEMS = 10
 
 
 @main.command()

@@ -29,7 +29,7 @@ from districting.fieldops.generate import (
     write_records,
 )
 from districting.fieldops.iin import check_iin, hash_iin, make_iin, mask_iin
-from districting.fieldops.records import ALL_COLUMNS, read_records
+from districting.fieldops.records import ALL_COLUMNS, MAX_PERSONS, read_records
 
 SALT = bytes(range(32))
 TABLES = tuple(OUTPUT_FILES)
@@ -292,8 +292,10 @@ def _record(record_id: str, iin: str, *, channel: str = "web", at: str = "2021-0
             "interviewer": "I1" if channel == "tablet" else "", "status": status}
 
 
-def _run(*records: dict[str, str], known: set[str] | None = None) -> DedupResult:
-    return dedup(pd.DataFrame(list(records)), known_buildings=known, salt=SALT)
+def _run(*records: dict[str, str], known: set[str] | None = None,
+         cds: set[str] | None = None) -> DedupResult:
+    return dedup(pd.DataFrame(list(records)), known_buildings=known, salt=SALT,
+                 known_cds=cds)
 
 
 def _outcome(result: DedupResult) -> dict[str, str]:
@@ -435,6 +437,109 @@ def test_row_problems_are_quarantined_with_their_reason() -> None:
     assert result.summary["by_channel"]["(other)"]["quarantined"] == 1
 
 
+def test_impossible_household_sizes_are_quarantined() -> None:
+    """Before, a warning only: these rows reached accepted.csv."""
+    sizes = {"R1": "-3", "R2": "three", "R3": "2.5", "R4": "1000000000", "R5": "0",
+             "R6": str(MAX_PERSONS + 1), "R7": "", "R8": "1", "R9": str(MAX_PERSONS)}
+    people = [make_iin(date(1980, 1, 1 + k), "M", k) for k in range(len(sizes))]
+    records = [dict(_record(rid, iin, household=rid), persons=size)
+               for (rid, size), iin in zip(sizes.items(), people, strict=True)]
+    records += [dict(_record(f"V{k}", "", channel="tablet", status="vacant",
+                             household=f"V{k}"), persons=size)
+                for k, size in enumerate(["", "0", "3", "-1"])]
+    result = _run(*records)
+    quarantined = result.quarantined.set_index("record_id")
+    assert sorted(quarantined.index) == ["R1", "R2", "R3", "R4", "R5", "R6", "R7", "V3"]
+    assert set(quarantined["reason"]) == {"bad persons"}
+    assert quarantined.loc["R4", "detail"] == (
+        f"persons '1000000000' is not a whole number from 1 to {MAX_PERSONS}")
+    assert sorted(result.accepted["record_id"]) == ["R8", "R9", "V0", "V1", "V2"]
+    assert result.summary["quarantine_reasons"] == {"bad persons": 8}
+
+
+def test_tablet_cd_codes_unknown_to_the_plan_are_quarantined() -> None:
+    records = [
+        dict(_record("R1", A, channel="tablet", status="completed"), cd_code="CD1"),
+        dict(_record("R2", B, channel="tablet", status="completed"), cd_code="CD9"),
+        dict(_record("R3", "", channel="tablet", status="vacant", household="H3"),
+             cd_code=""),
+        dict(_record("R4", C, channel="tablet", status="completed", dwelling="2"),
+             cd_code=f"CD-{C}"),  # an IIN where the code belongs is masked in the detail
+        _record("R5", make_iin(date(1970, 3, 3), "F", 5), channel="egov"),  # no cd_code
+        dict(_record("R6", A, building="NOPE"), channel="tablet", status="completed",
+             cd_code="CD9"),
+    ]
+    result = _run(*records, known={"B1"}, cds={"CD1", "CD2"})
+    assert _outcome(result) == {"R1": "accepted", "R2": "quarantined", "R3": "quarantined",
+                                "R4": "quarantined", "R5": "accepted", "R6": "quarantined"}
+    quarantined = result.quarantined.set_index("record_id")
+    assert quarantined["reason"].to_dict() == {"R2": "unknown CD", "R3": "unknown CD",
+                                               "R4": "unknown CD", "R6": "unknown address"}
+    assert quarantined.loc["R2", "detail"] == "cd_code 'CD9' is not a counting district of " \
+                                              "the plan"
+    assert quarantined.loc["R3", "detail"] == "the tablet record has no cd_code"
+    assert C not in quarantined.loc["R4", "detail"]
+    assert result.summary["cd_check"] == "cd_code of tablet records checked against the " \
+                                         "plan (2 CDs)"
+    assert "unknown CD" not in set(_run(*records, known={"B1"}).quarantined["reason"])
+
+
+def test_submissions_outside_the_census_window_are_quarantined() -> None:
+    times = {
+        "R1": "2099-10-01T10:00:00+06:00", "R2": "1900-01-01T10:00:00",
+        "R3": "2021-08-31T23:59:59+06:00", "R4": "2021-10-31T00:00:00+06:00",
+        "R5": "2021-09-01T00:10:00+06:00",  # 31 August in UTC, 1 September as stamped
+        "R6": "2021-10-30T23:59:59+06:00", "R7": "2021-10-30", "R8": "2021-09-01",
+    }
+    people = [make_iin(date(1980, 2, 1 + k), "F", k) for k in range(len(times))]
+    records = [_record(rid, iin, at=at, household=rid)
+               for (rid, at), iin in zip(times.items(), people, strict=True)]
+    result = _run(*records)
+    quarantined = result.quarantined.set_index("record_id")
+    assert sorted(quarantined.index) == ["R1", "R2", "R3", "R4"]
+    assert set(quarantined["reason"]) == {"outside census window"}
+    assert quarantined.loc["R1", "detail"] == ("submitted_at '2099-10-01T10:00:00+06:00' is "
+                                               "after the census window 2021-09-01 to "
+                                               "2021-10-30")
+    assert "is before the census window" in quarantined.loc["R2", "detail"]
+    assert "2021-09-01 to 2021-10-30" in result.summary["time_check"]
+    other = dedup(pd.DataFrame(records), known_buildings=None, salt=SALT,
+                  window=(date(2099, 1, 1), date(2099, 12, 31)))
+    assert other.accepted["record_id"].tolist() == ["R1"]
+    unchecked = dedup(pd.DataFrame(records), known_buildings=None, salt=SALT, window=None)
+    assert len(unchecked.accepted) == len(records)
+
+
+def test_blank_and_repeated_record_ids_are_quarantined_not_fatal() -> None:
+    """Before, one such row stopped the whole run. Identical copies: the first (by file
+    and row) stays; copies that differ: every one is quarantined."""
+    records = pd.DataFrame([
+        _record("R1", A), _record("R1", B, household="H2"),  # two people under one id
+        _record("R2", C), _record("R2", C),  # the same record twice
+        _record("", make_iin(date(1970, 4, 4), "M", 7), household="H3"),
+        _record("", make_iin(date(1970, 5, 5), "M", 8), household="H4"),
+    ])
+    records["source"] = ["a.csv", "b.csv", "a.csv", "b.csv", "a.csv", "a.csv"]
+    records["row"] = [1, 1, 2, 2, 3, 4]
+    result = dedup(records, known_buildings=None, salt=SALT)
+    assert result.accepted[["record_id", "source"]].values.tolist() == [["R2", "a.csv"]]
+    quarantined = result.quarantined
+    assert quarantined[["record_id", "source", "row", "reason"]].values.tolist() == [
+        ["", "a.csv", "3", "missing record_id"], ["", "a.csv", "4", "missing record_id"],
+        ["R1", "a.csv", "1", "repeated record_id"], ["R1", "b.csv", "1", "repeated record_id"],
+        ["R2", "b.csv", "2", "repeated record_id"]]
+    assert quarantined["detail"].iat[2] == (
+        "record_id 'R1' is used by 2 different records (a.csv row 1, b.csv row 1); every "
+        "copy is quarantined, since which one the id means cannot be told")
+    assert quarantined["detail"].iat[4] == (
+        "record_id 'R2' is used 2 times by identical records; this copy is left out, the "
+        "one in a.csv row 2 is used")
+    assert result.summary["inputs"] == 6 == sum(len(t) for t in result.tables().values())
+    shuffled = dedup(records.iloc[::-1], known_buildings=None, salt=SALT)
+    for name, table in result.tables().items():
+        pd.testing.assert_frame_equal(shuffled.tables()[name], table)
+
+
 def test_iins_in_other_columns_are_masked() -> None:
     result = _run(_record("R1", A, household=f"HH-{A}"), _record("R2", B, household=f"9{B}0"),
                   _record("R3", C, household="H-123456789012"))
@@ -442,11 +547,7 @@ def test_iins_in_other_columns_are_masked() -> None:
         f"HH-{mask_iin(A)}", f"9{mask_iin(B)}0", "H-123456789012"]
 
 
-def test_record_ids_must_be_unique_and_free_of_iins() -> None:
-    with pytest.raises(DistrictingError, match="own record_id"):
-        _run(_record("R1", A), _record("R1", B))
-    with pytest.raises(DistrictingError, match="own record_id"):
-        _run(_record("", A))
+def test_record_ids_must_be_free_of_iins() -> None:
     with pytest.raises(DistrictingError, match="contain an IIN"):
         _run(_record(f"web-{A}", A))
     with pytest.raises(DistrictingError, match="contain an IIN"):
@@ -513,10 +614,30 @@ def test_salt_is_created_once_and_reused(tmp_path: Path) -> None:
     assert load_or_create_salt(path) == salt
     assert path.read_text(encoding="ascii").strip() == salt.hex()
     (tmp_path / "bad.salt").write_text("not hex\n", encoding="ascii")
+    (tmp_path / "bad.salt").chmod(0o600)
     with pytest.raises(InputFileError, match="hexadecimal"):
         load_or_create_salt(tmp_path / "bad.salt")
     (tmp_path / "short.salt").write_text("abcd\n", encoding="ascii")
+    (tmp_path / "short.salt").chmod(0o600)
     with pytest.raises(InputFileError, match="too short"):
         load_or_create_salt(tmp_path / "short.salt")
     with pytest.raises(InputFileError, match="folder"):
         load_or_create_salt(tmp_path)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_a_salt_file_open_to_others_is_refused(tmp_path: Path) -> None:
+    """Before, a world-readable salt was used without a word."""
+    path = tmp_path / "shared.salt"
+    path.write_text(SALT.hex() + "\n", encoding="ascii")
+    for mode in (0o644, 0o640, 0o604, 0o660):
+        path.chmod(mode)
+        with pytest.raises(InputFileError) as info:
+            load_or_create_salt(path)
+        message = str(info.value)
+        assert f"mode {mode:04o}" in message and message.endswith(f"chmod 600 {path}")
+        assert SALT.hex() not in message
+    path.chmod(0o600)
+    assert load_or_create_salt(path) == SALT
+    path.chmod(0o400)
+    assert load_or_create_salt(path) == SALT

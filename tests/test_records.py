@@ -10,7 +10,14 @@ import pytest
 
 from districting.errors import DistrictingError, InputFileError
 from districting.fieldops.iin import make_iin
-from districting.fieldops.records import ALL_COLUMNS, read_records
+from districting.fieldops.records import (
+    ALL_COLUMNS,
+    CENSUS_WINDOW,
+    MAX_PERSONS,
+    ROW_PROBLEM,
+    parse_window,
+    read_records,
+)
 
 CHILD = make_iin(date(2005, 6, 15), "F", 12)  # born in 2005: starts with a zero
 ADULT = make_iin(date(1987, 10, 8), "M", 4012)
@@ -45,7 +52,8 @@ def _write_csv(path: Path, rows: list[dict[str, str]], columns: list[str] | None
 def test_csv_is_read_as_text_with_leading_zeros(tmp_path: Path) -> None:
     records, problems = read_records([_write_csv(tmp_path / "a.csv", _rows())])
     assert problems == []
-    assert list(records.columns) == [*ALL_COLUMNS, "source", "row"]
+    assert list(records.columns) == [*ALL_COLUMNS, "source", "row", ROW_PROBLEM]
+    assert records[ROW_PROBLEM].tolist() == ["", "", ""]
     assert records["iin"].tolist() == [CHILD, ADULT, ""]
     assert CHILD.startswith("0") and len(str(records["iin"].iat[0])) == 12
     assert records["source"].tolist() == ["a.csv"] * 3
@@ -151,14 +159,14 @@ def test_several_files_and_duplicate_ids_across_them(tmp_path: Path) -> None:
               dict(_rows()[2], record_id="")]
     b = tmp_path / "b.parquet"
     pd.DataFrame(b_rows).to_parquet(b)
-    with pytest.raises(DistrictingError) as info:
-        read_records([a, b])
-    lines = str(info.value).splitlines()
-    assert lines == [
-        "the records have 2 error(s):",
-        "  error: b.parquet, row 2, column 'record_id': duplicate record_id 'R2' "
-        "(first seen in a.csv row 2)",
-        "  error: b.parquet, row 3, column 'record_id': record_id is empty",
+    records, problems = read_records([a, b])  # identity problems no longer stop the run
+    assert len(records) == 6
+    assert [str(p) for p in problems] == [
+        "warning: b.parquet, row 2, column 'record_id': (record_id 'R2') record_id 'R2' is "
+        "used 2 times by identical records; this copy is left out, the one in a.csv "
+        "row 2 is used; the record will be quarantined",
+        "warning: b.parquet, row 3, column 'record_id': record_id is empty; the record will "
+        "be quarantined",
     ]
     b_rows[1]["record_id"] = "R8"
     b_rows[2]["record_id"] = "R7"
@@ -172,10 +180,63 @@ def test_several_files_and_duplicate_ids_across_them(tmp_path: Path) -> None:
 
 def test_duplicate_id_within_one_file(tmp_path: Path) -> None:
     rows = _rows()
-    rows[2]["record_id"] = "R1"
-    with pytest.raises(DistrictingError, match=r"a.csv, row 3, column 'record_id': duplicate "
-                                               r"record_id 'R1' \(first seen in a.csv row 1\)"):
-        read_records([_write_csv(tmp_path / "a.csv", rows)])
+    rows[2]["record_id"] = "R1"  # another record under R1: neither can be trusted
+    records, problems = read_records([_write_csv(tmp_path / "a.csv", rows)])
+    assert len(records) == 3
+    assert [(p.row, p.column) for p in problems] == [(1, "record_id"), (3, "record_id")]
+    assert all("record_id 'R1' is used by 2 different records (a.csv row 1, a.csv row 3); "
+               "every copy is quarantined" in p.message for p in problems)
+
+
+def test_malformed_csv_rows_are_kept_with_their_problem(tmp_path: Path) -> None:
+    """Too many or too few cells spoil one row, not the file."""
+    path = _write_csv(tmp_path / "a.csv", _rows())
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines.insert(2, lines[1].replace("R1,", "R4,", 1) + ",surplus")  # 12 cells
+    lines.insert(3, "R5,,B1,5")  # 4 cells
+    lines.insert(4, '"R6"x' + lines[1][2:])  # text after a closing quote: read as pandas does
+    lines.insert(5, "")  # a blank line is no row
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    records, problems = read_records([path])  # before: "cannot parse the CSV", nothing read
+    assert records["record_id"].tolist() == ["R1", "R4", "R5", "R6x", "R2", "R3"]
+    assert records["row"].tolist() == [1, 2, 3, 4, 5, 6]
+    problem = records[ROW_PROBLEM].tolist()
+    assert problem[0] == problem[3] == problem[4] == problem[5] == ""
+    assert problem[1] == ("the row has 12 cell(s) but the header has 11 (line 3); its cells "
+                          "may be in the wrong columns")
+    assert problem[2].startswith("the row has 4 cell(s) but the header has 11 (line 4)")
+    assert records.loc[2, "dwelling"] == "5" and records.loc[2, "channel"] == ""
+    # one problem per malformed row: its cells (R5 has no channel) are not judged one by one
+    assert [(p.row, p.column) for p in problems] == [(2, None), (3, None)]
+    assert "(record_id 'R4') the row has 12 cell(s)" in str(problems[0])
+    assert all("quarantined" in p.message for p in problems)
+    # what spoils the rest of the file is still an error of the file
+    path.write_text(HEADER + "\n" + '"R1,' + lines[1][3:] + "\nR2,x\n", encoding="utf-8")
+    with pytest.raises(InputFileError, match="line 2: a quoted cell is never closed"):
+        read_records([path])
+
+
+def test_household_size_must_be_a_plausible_whole_number(tmp_path: Path) -> None:
+    rows = _rows()
+    sizes = ["-3", "three", "2.5", "1000000000", "0", str(MAX_PERSONS + 1), "",
+             "1", str(MAX_PERSONS), "05"]
+    many = [dict(rows[0], record_id=f"P{k}", persons=value) for k, value in enumerate(sizes)]
+    vacant = [dict(rows[2], record_id=f"V{k}", status="vacant", persons=value)
+              for k, value in enumerate(["", "0", "2", "-1"])]
+    records, problems = read_records([_write_csv(tmp_path / "a.csv", many + vacant)])
+    flagged = {records["record_id"].iat[p.row - 1]: p.message for p in problems}
+    assert set(flagged) == {"P0", "P1", "P2", "P3", "P4", "P5", "P6", "V3"}
+    assert flagged["P3"] == ("(record_id 'P3') persons '1000000000' is not a whole number "
+                             f"from 1 to {MAX_PERSONS}; the record will be quarantined")
+    assert "persons (household size) is empty" in flagged["P6"]
+
+
+def test_census_window() -> None:
+    assert (date(2021, 9, 1), date(2021, 10, 30)) == CENSUS_WINDOW
+    assert parse_window(" 2021-09-01 / 2021-10-30 ") == CENSUS_WINDOW
+    for bad in ("2021-09-01", "2021-09-01/2021-13-01", "2021-10-30/2021-09-01", "a/b/c"):
+        with pytest.raises(DistrictingError, match="census window"):
+            parse_window(bad)
 
 
 def test_other_columns_are_ignored_with_a_warning(tmp_path: Path) -> None:

@@ -6,9 +6,13 @@ Every input record lands in exactly one of four tables:
   (status refused, absent or vacant, blank IIN), which progress monitoring needs;
 * **duplicates** — other records of an accepted IIN, with ``duplicate_of``;
 * **quarantined** — records that cannot be used as they are, with a ``reason``: a
-  missing or invalid IIN, an address (``building_id``) not in the plan, or a row
-  problem found when reading (unknown channel, unreadable time, tablet record without
-  status, bad dwelling number, blank building);
+  missing or invalid IIN, an address (``building_id``) not in the plan, a tablet
+  record's ``cd_code`` not in the plan, a ``submitted_at`` outside the census window,
+  or a row problem found when reading (a malformed CSV row, a blank or repeated
+  ``record_id``, unknown channel, unreadable time, tablet record without status, bad
+  dwelling number, blank building, a household size that is not 1 to
+  :data:`~districting.fieldops.records.MAX_PERSONS`; see
+  :func:`~districting.fieldops.records.record_issues`);
 * **conflicts** — every record of an IIN that appears at two or more addresses
   (``building_id`` and ``dwelling``), with a ``conflict_group``; none of them is
   accepted until someone resolves the conflict.
@@ -31,22 +35,28 @@ import logging
 import os
 import re
 import secrets
+import shlex
+import stat
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from districting.check import read_plan_layers
 from districting.errors import DistrictingError, InputFileError
 from districting.fieldops.generate import read_plan_units
 from districting.fieldops.iin import check_iin, hash_iin, mask_iin
 from districting.fieldops.records import (
+    CENSUS_WINDOW,
     CHANNELS,
     NO_PERSON_STATUSES,
     ONLINE_CHANNELS,
+    cell_texts,
     normalize_records,
     parse_times,
     record_issues,
@@ -66,6 +76,7 @@ __all__ = [
     "default_salt_path",
     "load_or_create_salt",
     "plan_buildings",
+    "plan_keys",
     "write_dedup",
 ]
 
@@ -123,7 +134,8 @@ def _iin_reason(reason: str) -> tuple[str, str]:
 
 
 def dedup(records: pd.DataFrame, *, known_buildings: set[str] | None,
-          salt: bytes) -> DedupResult:
+          salt: bytes, known_cds: set[str] | None = None,
+          window: tuple[date, date] | None = CENSUS_WINDOW) -> DedupResult:
     """Sort every record into accepted, duplicates, quarantined or conflicts.
 
     Parameters
@@ -131,19 +143,28 @@ def dedup(records: pd.DataFrame, *, known_buildings: set[str] | None,
     records
         Records as from :func:`~districting.fieldops.records.read_records` or the
         generator: the columns of ``ALL_COLUMNS`` (tablet columns may be absent),
-        optionally ``source`` and ``row``. Other columns are dropped (they might hold
-        personal data).
+        optionally ``source``, ``row`` and ``row_problem``. Other columns are dropped
+        (they might hold personal data). A blank or repeated ``record_id`` is
+        quarantined (see :func:`~districting.fieldops.records.record_issues`).
     known_buildings
         The plan's ``building_id`` values; a record elsewhere is quarantined as
         "unknown address". ``None`` skips this check.
     salt
         The secret salt of :func:`~districting.fieldops.iin.hash_iin` (see
         :func:`load_or_create_salt`).
+    known_cds
+        The plan's ``cd_code`` values; a tablet record with another (or none) is
+        quarantined as "unknown CD". ``None`` skips this check.
+    window
+        First and last day (inclusive) of the census; a record submitted on another day
+        (by the clock it was stamped with) is quarantined as "outside census window".
+        The default is the 2021 census (:data:`~districting.fieldops.records.CENSUS_WINDOW`);
+        ``None`` skips this check.
 
     Raises
     ------
     DistrictingError
-        A ``record_id`` is blank, repeated or holds an IIN.
+        A ``record_id`` holds an IIN (it would be written to every output).
     RuntimeError
         An internal error: the four tables are not a partition of the input records.
     """
@@ -155,9 +176,6 @@ def dedup(records: pd.DataFrame, *, known_buildings: set[str] | None,
     frame["row"] = (frame["row"].map(lambda v: "" if pd.isna(v) else str(v))
                     if "row" in frame.columns else "")
     ids = frame["record_id"]
-    if (ids == "").any() or ids.duplicated().any():
-        raise DistrictingError("every record needs its own record_id; some are blank or "
-                               "repeated (read the files with read_records to see which)")
     raw_iins = set(frame["iin"][frame["iin"] != ""])
     if ids.str.contains(_DIGIT_RUN).any() and any(_holds_iin(i, raw_iins) for i in ids):
         raise DistrictingError("some record_id values contain an IIN; record ids must not "
@@ -173,7 +191,7 @@ def dedup(records: pd.DataFrame, *, known_buildings: set[str] | None,
         reason[open_] = why
         detail[open_] = more
 
-    for issue in record_issues(frame):
+    for issue in record_issues(frame, window=window):
         if issue.quarantine and outcome[issue.position] == "":
             outcome[issue.position] = "quarantined"
             reason[issue.position] = issue.reason
@@ -182,6 +200,15 @@ def dedup(records: pd.DataFrame, *, known_buildings: set[str] | None,
         unknown = ~frame["building_id"].isin(known_buildings).to_numpy()
         settle(unknown, "quarantined", "unknown address",
                "the building_id is not in the plan")
+    if known_cds is not None:
+        cd_code = frame["cd_code"]
+        unknown_cd = ((frame["channel"] == "tablet") & ~cd_code.isin(known_cds)).to_numpy()
+        codes = cd_code.astype(str).tolist()
+        for at in np.flatnonzero(unknown_cd & (outcome == "")).tolist():
+            code = codes[at]
+            outcome[at], reason[at] = "quarantined", "unknown CD"
+            detail[at] = (f"cd_code {_show_cell(code)} is not a counting district of the "
+                          "plan" if code else "the tablet record has no cd_code")
     channel, status, iin = frame["channel"], frame["status"], frame["iin"]
     no_person = ((channel == "tablet") & status.isin(NO_PERSON_STATUSES) & (iin == ""))
     settle(no_person.to_numpy(), "accepted")
@@ -197,8 +224,9 @@ def dedup(records: pd.DataFrame, *, known_buildings: set[str] | None,
     valid = {value for value, why in checks.items() if why is None}
     result = _tables(frame, outcome, reason, detail, conflict_group, duplicate_of,
                      raw_iins, {value: hash_iin(value, salt=salt) for value in valid})
-    _check_partition(frame["record_id"], result)
-    result.summary = _summary(frame, outcome, reason, result, known_buildings, salt)
+    _check_partition(frame, result)
+    result.summary = _summary(frame, outcome, reason, result, known_buildings, salt,
+                              known_cds=known_cds, window=window)
     logger.info("dedup: %d record(s): %d accepted, %d duplicates, %d quarantined, "
                 "%d in conflicts", n, len(result.accepted), len(result.duplicates),
                 len(result.quarantined), len(result.conflicts))
@@ -242,14 +270,29 @@ def _group_by_iin(frame: pd.DataFrame, outcome: np.ndarray) -> tuple[np.ndarray,
     return conflict_group, duplicate_of
 
 
-def _check_partition(ids: pd.Series, result: DedupResult) -> None:
-    """Every input record in exactly one table: a broken promise is a bug, never silent."""
-    placed = pd.concat([table["record_id"] for table in result.tables().values()])
-    if len(placed) != len(ids) or placed.duplicated().any() or set(placed) != set(ids):
-        missing = len(set(ids) - set(placed))
+def _check_partition(frame: pd.DataFrame, result: DedupResult) -> None:
+    """Every input record in exactly one table: a broken promise is a bug, never silent.
+
+    Records are told apart by ``record_id`` and ``row`` (a repeated ``record_id`` is
+    quarantined, not refused), counted as a multiset."""
+    def keys(table: pd.DataFrame) -> pd.Series:
+        return table["record_id"].astype(str) + "\x1f" + table["row"].astype(str)
+
+    inputs = keys(frame)
+    placed = pd.concat([keys(table) for table in result.tables().values()])
+    surplus = placed.value_counts().sub(inputs.value_counts(), fill_value=0)
+    if (surplus != 0).any():
         raise RuntimeError(f"internal error: dedup placed {len(placed)} record(s) for "
-                           f"{len(ids)} inputs ({missing} lost, "
-                           f"{int(placed.duplicated().sum())} placed twice)")
+                           f"{len(inputs)} inputs ({int(-surplus[surplus < 0].sum())} lost, "
+                           f"{int(surplus[surplus > 0].sum())} placed twice)")
+
+
+def _show_cell(value: str) -> str:
+    """A cell value safe to quote in a detail: every run of 12 or more digits (where an IIN
+    could hide) masked but its first 4 and last 2 digits, at most 40 characters."""
+    text = _DIGIT_RUN.sub(lambda m: m.group(0)[:4] + "*" * (len(m.group(0)) - 6)
+                          + m.group(0)[-2:], value)
+    return repr(text if len(text) <= 40 else text[:39] + "…")
 
 
 def _holds_iin(text: str, raw_iins: set[str]) -> bool:
@@ -304,7 +347,14 @@ def _tables(frame: pd.DataFrame, outcome: np.ndarray, reason: np.ndarray, detail
     tables = {}
     for name, (_, extra) in OUTPUT_FILES.items():
         table = out[outcome == name][[*OUTPUT_COLUMNS, *extra]]
-        tables[name] = table.sort_values("record_id", kind="stable").reset_index(drop=True)
+        # by record_id, then (for a repeated one) file and row: the order of the input
+        # records never matters
+        repeated = bool(table["record_id"].duplicated().any())
+        tables[name] = table.sort_values(
+            ["record_id", "source", "row"] if repeated else "record_id", kind="stable",
+            key=lambda column: (pd.to_numeric(column, errors="coerce") if column.name == "row"
+                                else column),
+        ).reset_index(drop=True)
     return DedupResult(**tables)
 
 
@@ -314,7 +364,8 @@ def _salt_fingerprint(salt: bytes) -> str:
 
 def _summary(frame: pd.DataFrame, outcome: np.ndarray, reason: np.ndarray,
              result: DedupResult, known_buildings: set[str] | None,
-             salt: bytes) -> dict[str, Any]:
+             salt: bytes, *, known_cds: set[str] | None = None,
+             window: tuple[date, date] | None = None) -> dict[str, Any]:
     channel = frame["channel"].where(frame["channel"].isin(CHANNELS), "(other)")
     by_channel: dict[str, dict[str, int]] = {}
     for name in [*CHANNELS, "(other)"]:
@@ -345,6 +396,12 @@ def _summary(frame: pd.DataFrame, outcome: np.ndarray, reason: np.ndarray,
         "address_check": ("building_id checked against the plan "
                           f"({len(known_buildings)} buildings)" if known_buildings is not None
                           else "not checked (no plan given)"),
+        "cd_check": ("cd_code of tablet records checked against the plan "
+                     f"({len(known_cds)} CDs)" if known_cds is not None
+                     else "not checked (no plan given)"),
+        "time_check": (f"submitted_at checked against the census window {window[0]} to "
+                       f"{window[1]} (inclusive, on the clock of each record)"
+                       if window is not None else "not checked"),
         "precedence": PRECEDENCE,
         "personal_data": {
             "iin_hash": "first 16 hex digits of sha256(salt + IIN); the same salt gives the "
@@ -355,6 +412,24 @@ def _summary(frame: pd.DataFrame, outcome: np.ndarray, reason: np.ndarray,
                     "salt secret and apart from these files",
         },
     }
+
+
+def plan_keys(plan_dir: str | Path) -> tuple[set[str], set[str]]:
+    """What records are checked against, from one reading of a plan folder's ``plan.gpkg``:
+    the ``building_id`` values of its units (the known addresses) and the ``cd_code``
+    values of its counting districts."""
+    layers = read_plan_layers(plan_dir, only=("units", "counting_districts"))
+    units = layers.get("units")
+    if units is None or "building_id" not in units.columns:
+        raise InputFileError(f"the plan in {plan_dir} has no units layer with a building_id "
+                             "column")
+    cds = layers.get("counting_districts")
+    if cds is None or "cd_code" not in cds.columns:
+        raise InputFileError(f"the plan in {plan_dir} has no counting_districts layer with "
+                             "a cd_code column")
+    buildings = {text for text in cell_texts(units["building_id"]) if text}
+    codes = {text for text in cell_texts(cds["cd_code"]) if text}
+    return buildings, codes
 
 
 def plan_buildings(plan_dir: str | Path) -> set[str]:
@@ -379,7 +454,9 @@ def load_or_create_salt(path: str | Path) -> bytes:
     """The salt in ``path`` (hexadecimal text), or a new random 32-byte salt saved there.
 
     The same salt must be reused across runs for IIN hashes to match. The file is
-    created readable by its owner only; a new salt is logged as a warning.
+    created readable by its owner only; a new salt is logged as a warning. An existing
+    file that other users may read or write (on POSIX, any of the mode bits 0o077) is
+    refused with :class:`InputFileError`, which says how to fix it (``chmod 600``).
     """
     path = Path(path)
     if path.is_dir():
@@ -407,13 +484,21 @@ def load_or_create_salt(path: str | Path) -> bytes:
         finally:
             temporary.unlink(missing_ok=True)
     try:
-        text = path.read_text(encoding="ascii").strip()
-        salt = bytes.fromhex(text)
+        with path.open("rb") as handle:
+            mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
+            data = handle.read()
+    except OSError as exc:
+        raise InputFileError(f"cannot read the salt file {path}: {exc.strerror}") from None
+    if os.name == "posix" and mode & 0o077:
+        raise InputFileError(
+            f"the salt file {path} is open to other users (mode {mode:04o}); anyone who can "
+            "read it can recover IINs from their hashes. Make it readable by its owner "
+            f"only: chmod 600 {shlex.quote(str(path))}")
+    try:
+        salt = bytes.fromhex(data.decode("ascii").strip())
     except (UnicodeDecodeError, ValueError):
         raise InputFileError(f"the salt file {path} must hold hexadecimal text "
                              f"({2 * SALT_BYTES} hex digits)") from None
-    except OSError as exc:
-        raise InputFileError(f"cannot read the salt file {path}: {exc.strerror}") from None
     if len(salt) < MIN_SALT_BYTES:
         raise InputFileError(f"the salt in {path} is too short ({len(salt)} bytes; use at "
                              f"least {MIN_SALT_BYTES}, best {SALT_BYTES})")
@@ -433,6 +518,9 @@ def write_dedup(result: DedupResult, out_dir: str | Path, *,
     The folder must be new, empty, or an earlier output of this function (it is then
     replaced). ``protect`` are input paths the folder must not hold. CSVs are UTF-8
     with ``\\n`` line ends, sorted by ``record_id``: the same result gives the same bytes.
+    A text cell that a spreadsheet would read as a formula (it begins with ``=``, ``+``,
+    ``-``, ``@``, a tab or a CR) is written with ``'`` in front
+    (:mod:`districting.outputs.cells`).
     """
     target = Path(out_dir).resolve()
     with atomic_directory(target, protect=tuple(protect),

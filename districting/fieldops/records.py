@@ -7,16 +7,24 @@ and ``status`` (completed, refused, absent, vacant; the IIN may be blank unless
 completed). Every cell is read as text: an IIN stays a 12-character string with its
 leading zeros.
 
-Problems of a whole file (a missing column) and of identity (a blank or repeated
-``record_id``) are errors: :func:`read_records` raises one :class:`DistrictingError`
-listing all of them. Problems of single rows (unknown channel, unreadable time, tablet
-record without status, bad dwelling number) are warnings: the row is kept, and
-deduplication quarantines it with the same reason. Whether an IIN is valid is not a
-reading question: deduplication quarantines invalid IINs. No message quotes an IIN.
+Problems of a whole file (it is missing, unreadable, not UTF-8, has a quote that is
+never closed, lacks a column) are errors: :func:`read_records` raises one
+:class:`DistrictingError` listing all of them. Problems of single rows are warnings:
+the row is kept, and deduplication quarantines it with the same reason. They are: a
+CSV row with more or fewer cells than the header ("malformed row"), a blank or
+repeated ``record_id``, a blank ``building_id``, a bad dwelling number, a household
+size (``persons``) that is not a whole number from 1 to :data:`MAX_PERSONS`, an
+unknown channel, an unreadable ``submitted_at``, and a tablet record without a known
+status. Deduplication adds the checks that need more than the records (see
+:func:`record_issues` and :func:`~districting.fieldops.dedup.dedup`): a
+``submitted_at`` outside the census window and, with a plan, an unknown building or
+CD. Whether an IIN is valid is not a reading question either: deduplication
+quarantines invalid IINs. No message quotes an IIN.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 import math
 import re
@@ -28,6 +36,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from pyarrow import csv as pa_csv
 
 from districting.errors import DistrictingError, InputFileError, Problem
 from districting.fieldops.iin import IIN_LENGTH, redact
@@ -37,10 +47,13 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "ALL_COLUMNS",
+    "CENSUS_WINDOW",
     "CHANNELS",
+    "MAX_PERSONS",
     "NO_PERSON_STATUSES",
     "ONLINE_CHANNELS",
     "RECORD_COLUMNS",
+    "ROW_PROBLEM",
     "STATUSES",
     "SUFFIXES",
     "TABLET_COLUMNS",
@@ -51,6 +64,7 @@ __all__ = [
     "locate_units",
     "normalize_records",
     "parse_times",
+    "parse_window",
     "read_records",
     "record_issues",
     "unit_keys",
@@ -70,20 +84,36 @@ STATUSES = ("completed", "refused", "absent", "vacant")
 NO_PERSON_STATUSES = ("refused", "absent", "vacant")
 SUFFIXES = (".csv", ".parquet", ".pq")
 
+#: The largest household size (``persons``) taken as plausible. Synthetic households
+#: have 1–8 persons, dormitories and hostels count every resident as a household of
+#: their own, and households of more than 20 are rare; 50 leaves room for any real
+#: one and stops typos (0, 120, a 10-digit number) from reaching the counts.
+MAX_PERSONS = 50
+#: The 2021 census, first and last day (inclusive): online answers from 1 September to
+#: 15 October, the door-to-door round from 1 to 30 October. (A config's ``period`` is
+#: the door-to-door round only.)
+CENSUS_WINDOW = (date(2021, 9, 1), date(2021, 10, 30))
+#: Column the reader adds: why a row could not be read cell by cell (a CSV row with more
+#: or fewer cells than the header); ``""`` for the others.
+ROW_PROBLEM = "row_problem"
+
 _SCIENTIFIC = re.compile(r"^\d(?:[.,]\d+)?[eE]\+?\d+$")
+_WHOLE = re.compile(r"^[0-9]+$")
+_PLACES_SHOWN = 5  # places of a repeated record_id named in its detail
 _POSITIVE_INT = re.compile(r"^0*[1-9]\d*$")  # leading zeros allowed: "05" is 5
 
 
 @dataclass(frozen=True)
 class RecordIssue:
-    """A problem of one record: ``position`` in the frame, the column, why.
+    """A problem of one record: ``position`` in the frame, the column (``None`` for the
+    whole row), why.
 
     ``reason`` is a short category (the quarantine reason when ``quarantine`` is set),
     ``detail`` the specific explanation; neither quotes an IIN.
     """
 
     position: int
-    column: str
+    column: str | None
     reason: str
     detail: str
     quarantine: bool
@@ -96,8 +126,9 @@ def _show(value: str) -> str:
 
 
 def normalize_records(frame: pd.DataFrame) -> pd.DataFrame:
-    """The record columns (:data:`ALL_COLUMNS`, then ``source``/``row`` if present) as
-    stripped text with ``""`` for blanks; absent tablet columns become blank columns.
+    """The record columns (:data:`ALL_COLUMNS`, then ``source``/``row`` and
+    :data:`ROW_PROBLEM` if present) as stripped text with ``""`` for blanks; absent
+    tablet columns become blank columns.
 
     Raises :class:`DistrictingError` if a column of :data:`RECORD_COLUMNS` is missing.
     """
@@ -113,6 +144,8 @@ def normalize_records(frame: pd.DataFrame) -> pd.DataFrame:
     for column in ("source", "row"):
         if column in frame.columns:
             out[column] = frame[column].to_numpy()
+    if ROW_PROBLEM in frame.columns:
+        out[ROW_PROBLEM] = _text_column(frame[ROW_PROBLEM].reset_index(drop=True))
     return out
 
 
@@ -146,14 +179,41 @@ def parse_times(values: pd.Series) -> pd.Series:
     return pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
 
 
-def record_issues(frame: pd.DataFrame) -> list[RecordIssue]:
-    """Row problems of normalized records (see :func:`normalize_records`), in row order.
+def parse_window(text: str) -> tuple[date, date]:
+    """``"YYYY-MM-DD/YYYY-MM-DD"`` as (first day, last day); raises :class:`DistrictingError`
+    unless both are dates and the first is not after the last."""
+    parts = [part.strip() for part in str(text).split("/")]
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        first, last = (date.fromisoformat(part) for part in parts)
+    except ValueError:
+        raise DistrictingError(f"the census window {text!r} is not FIRST/LAST, two dates "
+                               "YYYY-MM-DD (e.g. 2021-09-01/2021-10-30)") from None
+    if first > last:
+        raise DistrictingError(f"the census window {text!r} ends before it begins")
+    return first, last
 
-    Quarantined (``quarantine=True``): blank ``building_id``, a dwelling that is not a
-    whole number ≥ 1, an unknown channel, an unreadable ``submitted_at``, a tablet record
-    without a known status. Warnings only: a household size that is not a whole number
-    ≥ 1 (blank is allowed for tablet visits that met no household), an IIN that looks
-    like a spreadsheet's scientific notation.
+
+def record_issues(frame: pd.DataFrame, *,
+                  window: tuple[date, date] | None = None) -> list[RecordIssue]:
+    """Row problems of normalized records (see :func:`normalize_records`), in row order
+    (within a row, in the order listed here).
+
+    Quarantined (``quarantine=True``): a row the reader could not read cell by cell
+    (:data:`ROW_PROBLEM`), a blank ``record_id``, a repeated ``record_id`` (see below),
+    a blank ``building_id``, a dwelling that is not a whole number ≥ 1, an unknown
+    channel, an unreadable ``submitted_at``, a ``submitted_at`` outside ``window`` (first
+    and last day, inclusive, on the clock the time was written with; ``None`` skips the
+    check), a tablet record without a known status, and a household size (``persons``)
+    that is not a whole number from 1 to :data:`MAX_PERSONS` (a tablet visit that met
+    no household may leave it blank or 0). Warning only: an IIN that looks like a
+    spreadsheet's scientific notation (the IIN check quarantines it anyway).
+
+    A ``record_id`` used by several records: if the records are identical in every
+    column of :data:`ALL_COLUMNS` (the same record delivered twice), the first copy (by
+    ``source`` and ``row``) stays and the other copies are quarantined; if they differ,
+    which one the id means cannot be told, and every copy is quarantined.
     """
     issues: list[RecordIssue] = []
     channel = frame["channel"].astype(str)
@@ -161,14 +221,21 @@ def record_issues(frame: pd.DataFrame) -> list[RecordIssue]:
     tablet = channel == "tablet"
     no_person = tablet & status.isin(NO_PERSON_STATUSES)
 
-    def add(mask: pd.Series | np.ndarray, column: str, reason: str,
+    def add(mask: pd.Series | np.ndarray, column: str | None, reason: str,
             detail_of: str | Callable[[str], str], *, quarantine: bool) -> None:
-        values = frame[column].astype(str).tolist()
+        values = frame[column].astype(str).tolist() if column else [""] * len(frame)
         for position in np.flatnonzero(np.asarray(mask)).tolist():
             value = values[position]
             detail = detail_of(value) if callable(detail_of) else str(detail_of)
             issues.append(RecordIssue(int(position), column, reason, detail, quarantine))
 
+    if ROW_PROBLEM in frame.columns:
+        problem = frame[ROW_PROBLEM].astype(str)
+        add(problem != "", ROW_PROBLEM, "malformed row", lambda v: v, quarantine=True)
+    ids = frame["record_id"].astype(str)
+    add(ids == "", "record_id", "missing record_id", "record_id is empty", quarantine=True)
+    for position, detail in _repeated_ids(frame):
+        issues.append(RecordIssue(position, "record_id", "repeated record_id", detail, True))
     building = frame["building_id"].astype(str)
     add(building == "", "building_id", "missing address", "building_id is empty",
         quarantine=True)
@@ -185,22 +252,111 @@ def record_issues(frame: pd.DataFrame) -> list[RecordIssue]:
         lambda v: (f"submitted_at {_show(v)} is not an ISO 8601 time "
                    "(e.g. 2021-09-03T14:22:05+06:00)" if v else "submitted_at is empty"),
         quarantine=True)
+    if window is not None:
+        first, last = window
+        day = _days_as_written(frame["submitted_at"], times)
+        early = (day < first.isoformat()).to_numpy()
+        late = (day > last.isoformat()).to_numpy()
+        span = f"the census window {first.isoformat()} to {last.isoformat()}"
+        add(early, "submitted_at", "outside census window",
+            lambda v: f"submitted_at {_show(v)} is before {span}", quarantine=True)
+        add(late, "submitted_at", "outside census window",
+            lambda v: f"submitted_at {_show(v)} is after {span}", quarantine=True)
     add(tablet & (status == ""), "status", "tablet record without status",
         f"a tablet record needs a status ({', '.join(STATUSES)})", quarantine=True)
     add(tablet & (status != "") & ~status.isin(STATUSES), "status", "unknown status",
         lambda v: f"status {_show(v)} is not one of {', '.join(STATUSES)}", quarantine=True)
     persons = frame["persons"].astype(str)
-    add(~(persons.str.match(_POSITIVE_INT) | ((persons == "") & no_person)), "persons",
-        "bad persons",
-        lambda v: (f"persons {_show(v)} is not a whole number ≥ 1" if v
+    whole = persons.str.match(_WHOLE)
+    short = persons.str.lstrip("0").str.len() <= 6  # spare to_numeric a 10**30
+    size = pd.to_numeric(persons.where(whole & short, ""), errors="coerce")
+    plausible = size.between(1, MAX_PERSONS).to_numpy()
+    nobody = (no_person & ((persons == "") | (size == 0))).to_numpy()
+    add(~(plausible | nobody), "persons", "bad persons",
+        lambda v: (f"persons {_show(v)} is not a whole number from 1 to {MAX_PERSONS}" if v
                    else "persons (household size) is empty"),
-        quarantine=False)
+        quarantine=True)
     iin = frame["iin"].astype(str)
     add(iin.str.match(_SCIENTIFIC), "iin", "iin in scientific notation",
         "the IIN looks like a number in scientific notation (was the file saved from a "
         "spreadsheet?); its digits are lost", quarantine=False)
+    if ROW_PROBLEM in frame.columns:  # a malformed row's cells are not worth more words
+        malformed = {i.position for i in issues if i.column == ROW_PROBLEM}
+        issues = [i for i in issues if i.column == ROW_PROBLEM or i.position not in malformed]
     issues.sort(key=lambda issue: issue.position)
     return issues
+
+
+def _days_as_written(values: pd.Series, times: pd.Series) -> pd.Series:
+    """The day (``YYYY-MM-DD``) of each readable time on the clock it was written with, as
+    :func:`wall_clock` reads it; ``""`` where ``times`` (:func:`parse_times`) is NaT."""
+    text = values.astype(str).reset_index(drop=True)
+    readable = pd.Series(times.notna().to_numpy())
+    day = text.str.slice(0, 10)
+    plain = day.str.match(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$") & text.str.match(
+        r"^.{10}(?:$|[T ])")
+    other = readable & ~plain
+    if other.any():  # e.g. 20210903T142205: the slow way
+        clock = wall_clock(text[other])
+        utc = pd.Series(times.dt.tz_convert(None).to_numpy()[other.to_numpy()],
+                        index=clock.index)
+        day[other] = clock.fillna(utc).dt.strftime("%Y-%m-%d")
+    return day.where(readable, "")
+
+
+def _repeated_ids(frame: pd.DataFrame) -> list[tuple[int, str]]:
+    """(position, detail) of each record to quarantine for a repeated ``record_id``.
+
+    Identical copies: all but the first (by ``source``, ``row``); copies that differ:
+    all. The outcome does not depend on the order of the records.
+    """
+    ids = frame["record_id"].astype(str)
+    repeated = (ids != "") & ids.duplicated(keep=False)
+    if not repeated.any():
+        return []
+    sub = frame.loc[repeated.to_numpy(), list(ALL_COLUMNS)].astype(str)
+    content = pd.util.hash_pandas_object(sub, index=False).to_numpy()
+    source = (frame["source"].map(lambda v: "" if pd.isna(v) else str(v))
+              if "source" in frame.columns else pd.Series("", index=frame.index))
+    row = (frame["row"].map(lambda v: "" if pd.isna(v) else str(v))
+           if "row" in frame.columns else pd.Series("", index=frame.index))
+    table = pd.DataFrame({
+        "position": np.flatnonzero(repeated.to_numpy()),
+        "id": sub["record_id"].to_numpy(),
+        "content": content,
+        "source": source[repeated.to_numpy()].to_numpy(),
+        "row": row[repeated.to_numpy()].to_numpy(),
+    })
+    table["row_number"] = pd.to_numeric(table["row"], errors="coerce")
+    table = table.sort_values(["id", "source", "row_number", "position"], kind="stable")
+    table["place"] = np.where(table["source"] != "", table["source"] + " row " + table["row"],
+                              np.where(table["row"] != "", "row " + table["row"], ""))
+    group = table.groupby("id", sort=False)
+    table["copies"] = group["position"].transform("size")
+    table["identical"] = group["content"].transform("nunique").to_numpy() == 1
+    table["first"] = ~table["id"].duplicated()
+    listed = (table.loc[~table["identical"]].groupby("id", sort=False)["place"]
+              .agg(lambda places: ", ".join(places.iloc[:_PLACES_SHOWN])
+                   + (", …" if len(places) > _PLACES_SHOWN else "")))
+    first_place = group["place"].first()
+    out: list[tuple[int, str]] = []
+    for position, record_id, copies, identical, first in zip(
+            table["position"], table["id"], table["copies"], table["identical"],
+            table["first"], strict=True):
+        shown = _show(str(record_id))
+        if identical:
+            if not first:
+                place = str(first_place[record_id])
+                where = f" in {place}" if place else ""
+                out.append((int(position), f"record_id {shown} is used {copies} times by "
+                            f"identical records; this copy is left out, the one{where} is "
+                            "used"))
+        else:
+            where = f" ({listed[record_id]})" if first_place[record_id] else ""
+            out.append((int(position), f"record_id {shown} is used by {copies} different "
+                        f"records{where}; every copy is quarantined, since which one the id "
+                        "means cannot be told"))
+    return out
 
 
 def read_records(paths: Sequence[Path]) -> tuple[pd.DataFrame, list[Problem]]:
@@ -217,18 +373,20 @@ def read_records(paths: Sequence[Path]) -> tuple[pd.DataFrame, list[Problem]]:
     Returns
     -------
     records, problems
-        All records as text (:data:`ALL_COLUMNS`), plus ``source`` (the file name) and
-        ``row`` (1-based data row in that file), in file and row order; and the warnings
-        (:func:`record_issues`), each naming file, row and column.
+        All records as text (:data:`ALL_COLUMNS`), plus ``source`` (the file name),
+        ``row`` (1-based data row in that file) and :data:`ROW_PROBLEM`, in file and row
+        order; and the warnings: of files (ignored columns, IINs stored as numbers) and
+        of rows (:func:`record_issues`, including a blank or repeated ``record_id``, also
+        across files), each naming file, row and column.
 
     Raises
     ------
     InputFileError
-        A file is missing, unreadable or in another format.
+        A file is missing, unreadable, in another format, or not a CSV one can read
+        (not UTF-8, a quote never closed).
     DistrictingError
-        Any error: a missing required column, a blank or repeated ``record_id`` (also
-        across files), a tablet record in a file without a ``status`` column. The message
-        lists every error on its own line.
+        Any error of a whole file: a missing required column, a tablet record in a file
+        without a ``status`` column. The message lists every error on its own line.
     """
     if not paths:
         raise InputFileError("no record files given")
@@ -244,7 +402,7 @@ def read_records(paths: Sequence[Path]) -> tuple[pd.DataFrame, list[Problem]]:
     problems: list[Problem] = []
     frames: list[pd.DataFrame] = []
     for path, label in zip(map(Path, paths), labels, strict=True):
-        raw = read_table(path)
+        raw, row_problems = read_record_table(path)
         raw.columns = [str(c).strip().lower() for c in raw.columns]
         file_errors = [Problem("error", None, column, "required column is missing", label)
                        for column in RECORD_COLUMNS if column not in raw.columns]
@@ -271,20 +429,21 @@ def read_records(paths: Sequence[Path]) -> tuple[pd.DataFrame, list[Problem]]:
                                     label))
         frame["source"] = label
         frame["row"] = np.arange(1, len(frame) + 1, dtype=np.int64)
+        frame[ROW_PROBLEM] = pd.Series(row_problems, dtype=object)
         frames.append(frame)
     records = (pd.concat(frames, ignore_index=True) if frames
                else pd.DataFrame({c: pd.Series(dtype=object) for c in ALL_COLUMNS}))
     if "source" not in records.columns:
         records["source"] = pd.Series(dtype=object)
         records["row"] = pd.Series(dtype=np.int64)
-    problems.extend(_identity_errors(records))
+        records[ROW_PROBLEM] = pd.Series(dtype=object)
     ids = records["record_id"].astype(str).tolist()
     sources = records["source"].astype(str).tolist()
     rows = [int(r) for r in records["row"]]
     problems.extend(
-        Problem("warning", rows[i.position], i.column,
-                f"(record_id {_show(ids[i.position])}) {i.detail}"
-                + ("; the record will be quarantined" if i.quarantine else ""),
+        Problem("warning", rows[i.position], i.column if i.column != ROW_PROBLEM else None,
+                (f"(record_id {_show(ids[i.position])}) " if ids[i.position] else "")
+                + i.detail + ("; the record will be quarantined" if i.quarantine else ""),
                 sources[i.position])
         for i in record_issues(records)
     )
@@ -298,38 +457,12 @@ def read_records(paths: Sequence[Path]) -> tuple[pd.DataFrame, list[Problem]]:
     return records, problems
 
 
-def _identity_errors(records: pd.DataFrame) -> list[Problem]:
-    """A blank ``record_id``, or one seen before (in this or an earlier file)."""
-    out: list[Problem] = []
-    ids = records["record_id"].astype(str).tolist()
-    sources = records["source"].astype(str).tolist()
-    rows = [int(r) for r in records["row"]]
-    first: dict[str, int] = {}
-    for position, value in enumerate(ids):
-        if value == "":
-            out.append(Problem("error", rows[position], "record_id", "record_id is empty",
-                               sources[position]))
-        elif value in first:
-            at = first[value]
-            out.append(Problem(
-                "error", rows[position], "record_id",
-                f"duplicate record_id {_show(value)} (first seen in {sources[at]} "
-                f"row {rows[at]})",
-                sources[position]))
-        else:
-            first[value] = position
-    return out
-
-
 def read_table(path: Path) -> pd.DataFrame:
     """One CSV (comma or semicolon, UTF-8; cells as text) or Parquet file."""
     suffix = check_input_file(path, what="record", suffixes=SUFFIXES)
     if suffix == ".csv":
         try:
-            with path.open(encoding="utf-8-sig") as handle:
-                header = handle.readline()
-            # Spreadsheets in Russian and Kazakh locales save "CSV" with semicolons.
-            separator = ";" if header.count(";") > header.count(",") else ","
+            separator = _csv_separator(path)
             return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
                                sep=separator)
         except UnicodeDecodeError:
@@ -338,6 +471,150 @@ def read_table(path: Path) -> pd.DataFrame:
             raise InputFileError(f"{path}: the file is empty (no header row)") from None
         except pd.errors.ParserError as exc:
             raise InputFileError(f"{path}: cannot parse the CSV ({redact(str(exc))})") from None
+    return _read_parquet(path)
+
+
+def read_record_table(path: Path) -> tuple[pd.DataFrame, list[str]]:
+    """One record file (see :func:`read_table`) and, per data row, why it could not be
+    read cell by cell (``""`` if it could).
+
+    A CSV row with more or fewer cells than the header is kept as a row (its cells as
+    far as they go, the rest blank) with its problem, so that it can be quarantined;
+    only what spoils the whole file raises :class:`InputFileError` (not UTF-8, no
+    header, a quote that is never closed). Quotes are read as pandas and Arrow read
+    them (``"a"b`` is ``ab``). Lines with nothing on them are skipped and not counted
+    as rows.
+    """
+    suffix = check_input_file(path, what="record", suffixes=SUFFIXES)
+    if suffix != ".csv":
+        frame = _read_parquet(path)
+        return frame, [""] * len(frame)
+    try:
+        separator = _csv_separator(path)
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle, delimiter=separator, strict=True)
+            names = _csv_header(reader, path)
+            if reader.line_num == 1:
+                fast = _read_csv_arrow(path, separator, names)
+                if fast is not None:
+                    return fast, [""] * len(fast)
+            return _read_csv_rows(reader, handle, separator, names, path)
+    except UnicodeDecodeError:
+        raise InputFileError(f"{path}: the CSV is not UTF-8 encoded") from None
+
+
+def _csv_separator(path: Path) -> str:
+    """Spreadsheets in Russian and Kazakh locales save "CSV" with semicolons."""
+    with path.open(encoding="utf-8-sig") as handle:
+        header = handle.readline()
+    return ";" if header.count(";") > header.count(",") else ","
+
+
+def _csv_header(reader: Any, path: Path) -> list[str]:
+    """The column names, unique (a repeated name gets ``.1``, ``.2``, … as in pandas)."""
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InputFileError(f"{path}: the file is empty (no header row)") from None
+    except csv.Error as exc:
+        raise InputFileError(f"{path}: cannot read the header row ({redact(str(exc))})"
+                             ) from None
+    names: list[str] = []
+    for index, name in enumerate(header):
+        name = name.strip() or f"unnamed: {index}"
+        base, copy = name, 0
+        while name in names:
+            copy += 1
+            name = f"{base}.{copy}"
+        names.append(name)
+    return names
+
+
+def _read_csv_arrow(path: Path, separator: str, names: list[str]) -> pd.DataFrame | None:
+    """The quick reading of a CSV whose rows all have the header's number of cells; ``None``
+    if any row has not (or Arrow cannot read the file): :func:`_read_csv_rows` then
+    reads it row by row and says which rows are malformed."""
+
+    def refuse(row: Any) -> str:
+        return "error"
+
+    try:
+        table = pa_csv.read_csv(
+            path,
+            read_options=pa_csv.ReadOptions(skip_rows=1, column_names=names),
+            parse_options=pa_csv.ParseOptions(delimiter=separator, newlines_in_values=True,
+                                              invalid_row_handler=refuse),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={name: pa.string() for name in names},
+                strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+    except pa.ArrowInvalid:
+        return None
+    return table.to_pandas()
+
+
+def _read_csv_rows(reader: Any, handle: Any, separator: str, names: list[str],
+                   path: Path) -> tuple[pd.DataFrame, list[str]]:
+    """The data rows after the header, one by one: rows with too many or too few cells
+    are kept (cut or padded to the header) with their problem; a row strict CSV cannot
+    read is read leniently, as pandas and Arrow do (``"a"b`` is ``ab``)."""
+    width = len(names)
+    rows: list[list[str]] = []
+    problems: dict[int, str] = {}
+    broken: dict[int, tuple[int, int]] = {}  # row -> its first and last line
+    end = reader.line_num
+    while True:
+        try:
+            for cells in reader:
+                if len(cells) != width:
+                    if not cells or (len(cells) == 1 and not cells[0].strip()):
+                        end = reader.line_num
+                        continue  # a blank line
+                    problems[len(rows)] = _width_problem(len(cells), width, end + 1)
+                    cells = (cells + [""] * width)[:width]
+                rows.append(cells)
+                end = reader.line_num
+            break
+        except csv.Error as exc:
+            if "unexpected end of data" in str(exc):
+                raise InputFileError(
+                    f"{path}: line {end + 1}: a quoted cell is never closed, so the rest of "
+                    "the file would be inside it; fix the quotes") from None
+            broken[len(rows)] = (end + 1, reader.line_num)
+            rows.append([""] * width)
+            end = reader.line_num
+    if broken:
+        _read_broken_rows(handle, separator, broken, rows, problems, width)
+    frame = pd.DataFrame(rows, columns=pd.Index(names, dtype=object), dtype=object)
+    out = [""] * len(rows)
+    for row, problem in problems.items():
+        out[row] = problem
+    return frame, out
+
+
+def _width_problem(cells: int, width: int, line: int) -> str:
+    return (f"the row has {cells} cell(s) but the header has {width} (line {line}); its "
+            "cells may be in the wrong columns")
+
+
+def _read_broken_rows(handle: Any, separator: str, broken: dict[int, tuple[int, int]],
+                      rows: list[list[str]], problems: dict[int, str], width: int) -> None:
+    """Fill in the cells of rows strict CSV could not read, from their lines read leniently."""
+    wanted = {line: row for row, (first, last) in broken.items()
+              for line in range(first, last + 1)}
+    texts: dict[int, list[str]] = {row: [] for row in broken}
+    handle.seek(0)
+    for number, line in enumerate(handle, start=1):
+        if number in wanted:
+            texts[wanted[number]].append(line)
+    for row, lines in texts.items():
+        cells = next(csv.reader(["".join(lines).rstrip("\r\n")], delimiter=separator), [])
+        if len(cells) != width:
+            problems[row] = _width_problem(len(cells), width, broken[row][0])
+        rows[row] = (cells + [""] * width)[:width]
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several error types for unreadable files
