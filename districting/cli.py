@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from districting import __version__
-from districting.errors import DistrictingError
+from districting import __version__, interrupts
+from districting.errors import DistrictingError, as_fault
 
 if TYPE_CHECKING:
     from districting.parallel import Execution
@@ -25,26 +25,55 @@ DEMO_OUT = Path("outputs") / "baikonur-2021"
 
 
 class _Group(click.Group):
-    """A command group that turns deliberate errors into one message and exit 1."""
+    """A command group that turns deliberate errors and the system's refusals (a full
+    disk, a denied permission) into one message and exit 1, and Ctrl-C or SIGTERM into
+    a message and exit 130."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        interrupts.install()
+        arguments = list(ctx.args)  # the paths a fault may lie on
         try:
             return super().invoke(ctx)
         except DistrictingError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
-        except KeyboardInterrupt:
-            click.echo("interrupted; no output was written", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            click.echo(interrupts.notice(exc), err=True)
+            sys.exit(interrupts.EXIT_INTERRUPTED)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except Exception as exc:
+            fault = as_fault(exc, near=[a for a in arguments if not a.startswith("-")])
+            if fault is not None:
+                click.echo(f"error: {fault}", err=True)
+                sys.exit(1)
             if ctx.params.get("verbose", 0) > 1:
                 raise
             click.echo(f"internal error: {type(exc).__name__}: {exc}. This is a bug in "
                        "districting, not in your data; no output was written. Run again with "
                        "-vv to see the traceback, and please report it.", err=True)
             sys.exit(3)
+
+
+def run() -> None:
+    """The ``districting`` console script: :func:`main`, then
+    :func:`~districting.interrupts.exit_now`, so that Ctrl-C or SIGTERM at any moment,
+    the last second included, ends in a message and exit 130."""
+    interrupts.install()
+    try:
+        result = main.main(standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except click.exceptions.Abort as abort:  # Ctrl-C while click itself had the floor
+        click.echo(interrupts.notice(abort.__context__), err=True)
+        code = interrupts.EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if isinstance(exc.code, str):
+            click.echo(exc.code, err=True)
+    interrupts.exit_now(code)
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
@@ -180,14 +209,14 @@ def _plan_and_write(
 ) -> None:
     from districting.config import load_config
     from districting.outputs.bundle import write_plan
-    from districting.outputs.writer import check_output_folder
+    from districting.outputs.folders import check_output_folder
     from districting.parallel import Checkpoints, Execution
     from districting.pipeline import plan_from_file
 
     started = time.monotonic()
     inputs = tuple(p for p in (register, config_path, settlements)
                    if p is not None and p not in (extra_files or {}).values())
-    check_output_folder(out, inputs)  # before planning: refuse early, lose nothing
+    check_output_folder(out, inputs, kind="plan")  # before planning: refuse early, lose nothing
     config = load_config(config_path)
     execution = execution or Execution(checkpoints=default_checkpoints(out), progress=not quiet)
     result, problems = plan_from_file(register, config=config, seed=seed,

@@ -62,7 +62,8 @@ from districting.fieldops.records import (
     record_issues,
 )
 from districting.outputs.cells import frame_csv
-from districting.outputs.writer import atomic_directory, is_output_of, write_json
+from districting.outputs.folders import atomic_directory
+from districting.outputs.writer import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -505,12 +506,6 @@ def load_or_create_salt(path: str | Path) -> bytes:
     return salt
 
 
-def _is_earlier_output(target: Path) -> bool:
-    """Whether ``target`` is a folder written by :func:`write_dedup` and nothing else."""
-    names = {name for name, _ in OUTPUT_FILES.values()} | {SUMMARY_FILE}
-    return is_output_of(target, files=names, summary=SUMMARY_FILE, fmt=FORMAT)
-
-
 def write_dedup(result: DedupResult, out_dir: str | Path, *,
                 protect: Sequence[Path] = ()) -> Path:
     """Write the four CSV tables and ``summary.json`` to ``out_dir``, all or nothing.
@@ -523,8 +518,7 @@ def write_dedup(result: DedupResult, out_dir: str | Path, *,
     (:mod:`districting.outputs.cells`).
     """
     target = Path(out_dir).resolve()
-    with atomic_directory(target, protect=tuple(protect),
-                          replaces=_is_earlier_output) as staging:
+    with atomic_directory(target, kind="dedup", protect=tuple(protect)) as staging:
         _write_files(result, staging)
     return target
 

@@ -72,7 +72,7 @@ from districting.hierarchy import (
 from districting.layers import LAYER_FIELDS, PlanLayers
 from districting.network import StreetNetwork, Walks
 from districting.outputs.bundle import write_plan
-from districting.outputs.writer import check_output_folder
+from districting.outputs.folders import check_output_folder
 from districting.partition import adjacency_from_edges
 from districting.pipeline import PlanResult, district_statistics
 from districting.territory import dissolve
@@ -836,7 +836,7 @@ def run_followup(
     """
     gpkg = Path(plan_dir) / "plan.gpkg"
     inputs = (Path(plan_dir), *(Path(p) for p in response_paths))
-    check_output_folder(Path(out_dir), inputs)  # before re-planning: refuse early
+    check_output_folder(Path(out_dir), inputs, kind="plan")  # before re-planning: refuse early
     layers, summary, config = read_followup_plan(plan_dir)
     responses = read_responses(response_paths)
     result = followup(layers, responses, config=config, summary=summary, slack=slack,

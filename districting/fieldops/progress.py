@@ -81,16 +81,11 @@ from districting.fieldops.records import (
     wall_clock,
 )
 from districting.layers import LAYER_FIELDS, PlanLayers
-from districting.outputs.maps import add_geojson, assign_sequential_ids, display_frame
 from districting.outputs.cells import csv_text
+from districting.outputs.folders import MANIFEST, atomic_directory
+from districting.outputs.maps import add_geojson, assign_sequential_ids, display_frame
 from districting.outputs.numbers import as_number, localise, whole
-from districting.outputs.writer import (
-    atomic_directory,
-    is_output_of,
-    pick_language,
-    write_bytes_atomic,
-    write_json,
-)
+from districting.outputs.writer import pick_language, write_bytes_atomic, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +127,7 @@ CSV_FILES = {
     "ids": "id_progress.csv",
     "settlements": "settlement_progress.csv",
 }
-OUTPUT_FILES = (*CSV_FILES.values(), SUMMARY_FILE, DASHBOARD_FILE)
+OUTPUT_FILES = (*CSV_FILES.values(), SUMMARY_FILE, DASHBOARD_FILE, MANIFEST)
 
 #: Figures that add up from units to CDs, IDs and settlements.
 COUNT_COLUMNS = (
@@ -918,8 +913,7 @@ def write_progress(
         result, title=title, lang=lang, tiles=tiles, simplify_m=simplify_m,
         tables=tables).encode("utf-8")
     target = Path(out_dir).resolve()
-    with atomic_directory(target, protect=tuple(protect),
-                          replaces=_is_earlier_output) as staging:
+    with atomic_directory(target, kind="progress", protect=tuple(protect)) as staging:
         _write_files(staging, files, result.summary)
     return target
 
@@ -932,11 +926,6 @@ def _write_files(folder: Path, files: Mapping[str, bytes], summary: dict[str, An
     for name, data in files.items():
         write_bytes_atomic(folder / name, data)
     write_json(summary, folder / SUMMARY_FILE)
-
-
-def _is_earlier_output(target: Path) -> bool:
-    """Whether ``target`` is a folder written by :func:`write_progress` and nothing else."""
-    return is_output_of(target, files=OUTPUT_FILES, summary=SUMMARY_FILE, fmt=FORMAT)
 
 
 def _with_reasons(frame: pd.DataFrame, result: ProgressResult, t: dict[str, str],

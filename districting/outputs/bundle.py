@@ -8,10 +8,11 @@ from pathlib import Path
 
 from districting.config import Config
 from districting.outputs.cells import frame_csv
+from districting.outputs.folders import MANIFEST, atomic_directory
 from districting.outputs.maps import write_map
 from districting.outputs.report import write_report
 from districting.outputs.sheets import writing_field_sheets
-from districting.outputs.writer import atomic_directory, write_geopackage, write_json
+from districting.outputs.writer import write_geopackage, write_json
 from districting.pipeline import PlanResult
 from districting.staffing import staffing_table, write_staffing_xlsx
 from districting.timing import stage
@@ -19,7 +20,7 @@ from districting.timing import stage
 logger = logging.getLogger(__name__)
 
 OUTPUT_FILES = ("plan.gpkg", "summary.json", "map.html", "report.html", "overview.png",
-                "staffing.csv", "staffing.xlsx", "sheets/")
+                "staffing.csv", "staffing.xlsx", "sheets/", MANIFEST)
 
 
 def write_plan(
@@ -47,7 +48,7 @@ def write_plan(
     """
     out_dir = Path(out_dir)
     norms = config if config is not None else result.config
-    with atomic_directory(out_dir, protect=inputs) as staging:
+    with atomic_directory(out_dir, kind="plan", protect=inputs) as staging:
         # With worker processes, the sheets (the longest part) are written there while
         # this process writes the rest; without, after the rest.
         with writing_field_sheets(

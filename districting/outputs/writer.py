@@ -7,11 +7,9 @@ import io
 import json
 import logging
 import os
-import shutil
-import tempfile
 import threading
 import zipfile
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -25,7 +23,7 @@ import shapely
 from openpyxl import Workbook
 from openpyxl.writer.excel import ExcelWriter
 
-from districting.errors import DistrictingError, InputFileError
+from districting.errors import DistrictingError
 from districting.layers import LAYER_FIELDS, PlanLayers, has_geometry
 
 if TYPE_CHECKING:
@@ -181,89 +179,3 @@ def pick_language(texts: dict[str, T], lang: str, *, what: str) -> T:
 def write_json(data: object, path: Path) -> None:
     """Write pretty, UTF-8 JSON with a trailing newline."""
     path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-
-
-def is_output_of(target: Path, *, files: Collection[str], summary: str, fmt: str) -> bool:
-    """Whether ``target`` holds nothing but ``files`` and a ``summary`` JSON naming
-    ``"format": fmt``: an earlier output of that kind, which may be replaced."""
-    record = target / summary
-    if not target.is_dir() or not record.is_file():
-        return False
-    if any(child.name not in files for child in target.iterdir()):
-        return False
-    try:
-        return f'"format": "{fmt}"' in record.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return False
-
-
-def check_output_folder(target: Path, protect: tuple[Path, ...] = (), *,
-                        replaces: Callable[[Path], bool] | None = None) -> None:
-    """Stop before an output folder that would destroy files that are not a plan (or,
-    with ``replaces``, not an earlier output of the caller's own kind). An input that is
-    a folder (a plan read by ``followup``) may neither be the output folder nor hold it."""
-    target = Path(target).resolve()
-    for path in protect:
-        resolved = Path(path).resolve()
-        if resolved.is_dir() and (resolved == target or resolved in target.parents):
-            where = "is" if resolved == target else "lies inside"
-            raise InputFileError(
-                f"output folder {target} {where} the input folder {path}; choose a folder "
-                "outside it"
-            )
-        if resolved == target or target in resolved.parents:
-            raise InputFileError(
-                f"output folder {target} holds the input {path}; choose another folder"
-            )
-    if not target.exists():
-        return
-    if not target.is_dir():
-        raise InputFileError(f"output path {target} exists and is not a folder")
-    cwd = Path.cwd().resolve()
-    if cwd == target or target in cwd.parents:
-        raise InputFileError(
-            f"output folder {target} holds the working directory; choose a new folder"
-        )
-    earlier = (target / "plan.gpkg").is_file() or (replaces is not None and replaces(target))
-    if any(target.iterdir()) and not earlier:
-        raise InputFileError(
-            f"output folder {target} exists and is not an earlier plan (no plan.gpkg); "
-            "choose a new or empty folder so that nothing in it is lost"
-        )
-
-
-@contextmanager
-def atomic_directory(target: Path, *, protect: tuple[Path, ...] = (),
-                     replaces: Callable[[Path], bool] | None = None) -> Iterator[Path]:
-    """Yield a temporary folder beside ``target``; on success it replaces ``target``.
-
-    If the body raises, the temporary folder is removed and ``target`` is untouched,
-    so a crash never leaves a half-written plan that looks complete. An existing
-    ``target`` is replaced only if it is empty or an earlier plan (it holds
-    ``plan.gpkg``) or ``replaces`` recognises it as an earlier output of another
-    kind, and never when it holds the working directory or any of the ``protect``
-    paths (the inputs).
-    """
-    target = Path(target).resolve()
-    parent = target.parent
-    check_output_folder(target, protect, replaces=replaces)
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputFileError(f"cannot create output folder {parent}: {exc.strerror}") from None
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=parent))
-        os.replace(target, old / target.name)
-    os.replace(staging, target)
-    os.chmod(target, 0o755)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    logger.info("wrote %s", target)
-
