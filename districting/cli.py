@@ -219,6 +219,8 @@ def _plan_and_write(
     check_output_folder(out, inputs, kind="plan")  # before planning: refuse early, lose nothing
     config = load_config(config_path)
     execution = execution or Execution(checkpoints=default_checkpoints(out), progress=not quiet)
+    if execution.checkpoints is not None:
+        Checkpoints(execution.checkpoints).check()
     result, problems = plan_from_file(register, config=config, seed=seed,
                                       settlements=settlements, progress=not quiet,
                                       execution=execution)

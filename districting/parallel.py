@@ -7,9 +7,9 @@ serially, with ``workers`` local processes (a Dask ``LocalCluster``) or on an ex
 cluster (``scheduler``). Larger settlements are sent first, so that one big city does
 not start last and keep the others waiting.
 
-A checkpoint is one pickle per settlement in the checkpoint folder, written atomically
-and named after the settlement; it records the task's fingerprint, so ``resume`` only
-reuses a settlement planned from the very same inputs, norms, seed and version.
+Each finished settlement is checkpointed (see :mod:`districting.checkpoints`: signed,
+with its task's fingerprint), so ``resume`` only reuses a settlement planned from the
+very same inputs, norms, seed and version, by this user's own runs.
 """
 
 from __future__ import annotations
@@ -17,24 +17,21 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from districting.errors import DistrictingError, InputFileError, SettlementError
+from districting.checkpoints import Checkpoints
+from districting.errors import DistrictingError, SettlementError
 from districting.settlement import SPLIT_UNITS, SettlementOutcome, SettlementTask, plan_task
 
 logger = logging.getLogger(__name__)
 
-#: Raised whenever a checkpoint's outcome changes shape (2: with the district territories).
-CHECKPOINT_FORMAT = "districting-checkpoint/2"
-CHECKPOINT_SUFFIX = ".pkl"
 #: Batches of tasks sent to the cluster ahead, per worker thread (see ``_run_on_dask``).
 IN_FLIGHT_PER_THREAD = 2
 #: Small settlements go to the cluster together, this much planning effort at a time
@@ -96,6 +93,10 @@ def run_settlements(tasks: Sequence[SettlementTask], *, execution: Execution,
     """
     store = Checkpoints(execution.checkpoints) if execution.checkpoints else None
     done: dict[str, SettlementOutcome] = {}
+    if store is not None:
+        for task in tasks:  # every checkpoint's name is safe, before any planning
+            store.path(task.key)
+        store.claim()
     if store is not None and execution.resume:
         done = store.load(tasks)
         if done:
@@ -339,69 +340,3 @@ def plan_pickled(payload: bytes) -> list[SettlementOutcome]:
     """:func:`plan_batch` of a batch :func:`packed` here, on a worker."""
     tasks, fingerprints = pickle.loads(payload)  # our own bytes, from packed()
     return plan_batch(tasks, fingerprints=fingerprints)
-
-
-class Checkpoints:
-    """A folder of per-settlement checkpoints (see the module docstring)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
-
-    def path(self, key: str) -> Path:
-        """The checkpoint of a task (see :attr:`SettlementTask.key`)."""
-        return self.folder / f"{key}{CHECKPOINT_SUFFIX}"
-
-    def save(self, outcome: SettlementOutcome) -> None:
-        """Write one settlement's outcome atomically, with its task's fingerprint."""
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputFileError(f"cannot create the checkpoint folder {self.folder}: "
-                                 f"{exc.strerror}") from None
-        target = self.path(outcome.key)
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=self.folder)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                pickle.dump({"format": CHECKPOINT_FORMAT, "fingerprint": outcome.fingerprint,
-                             "outcome": outcome}, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(name, target)
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
-
-    def load(self, tasks: Sequence[SettlementTask]) -> dict[str, SettlementOutcome]:
-        """The checkpointed outcomes (by task key) whose fingerprint matches the task's now.
-
-        A checkpoint that cannot be read, or was made from other inputs, is ignored
-        (and said so): that settlement is planned again.
-        """
-        found: dict[str, SettlementOutcome] = {}
-        if not self.folder.is_dir():
-            return found
-        for task in tasks:
-            path = self.path(task.key)
-            if not path.is_file():
-                continue
-            try:
-                with path.open("rb") as handle:
-                    record = pickle.load(handle)  # our own files, written by save()
-            except Exception as exc:
-                logger.warning("checkpoint %s cannot be read (%s); planning it again", path,
-                               type(exc).__name__)
-                continue
-            if (not isinstance(record, dict) or record.get("format") != CHECKPOINT_FORMAT
-                    or record.get("fingerprint") != task.fingerprint()):
-                logger.warning("checkpoint %s was made from other inputs, norms or version; "
-                               "planning it again", path)
-                continue
-            found[task.key] = record["outcome"]
-        return found
-
-    def clear(self) -> None:
-        """Remove the checkpoints (after the plan is written) and the folder if empty."""
-        if not self.folder.is_dir():
-            return
-        for path in self.folder.glob(f"*{CHECKPOINT_SUFFIX}"):
-            path.unlink(missing_ok=True)
-        with suppress(OSError):  # not empty: someone else's files are left alone
-            self.folder.rmdir()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -9,11 +11,25 @@ import numpy as np
 import pytest
 import shapely
 
+from districting.checkpoints import KEY_ENV
 from districting.config import Config, config_from_dict
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 UTM41N = "EPSG:32641"
 ORIGIN = (331_000.0, 5_054_000.0)  # near Baikonur in UTM 41N
+
+
+@pytest.fixture(autouse=True, scope="session")
+def checkpoint_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Runs sign their checkpoints with a key of this test session, not the user's."""
+    path = tmp_path_factory.mktemp("checkpoint-key") / "checkpoint.key"
+    before = os.environ.get(KEY_ENV)
+    os.environ[KEY_ENV] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop(KEY_ENV, None)
+    else:
+        os.environ[KEY_ENV] = before
 
 
 def grid_buildings(
