@@ -16,7 +16,9 @@ from districting.fieldops.records import (
     MAX_PERSONS,
     ROW_PROBLEM,
     parse_window,
+    read_record_table,
     read_records,
+    read_table,
 )
 
 CHILD = make_iin(date(2005, 6, 15), "F", 12)  # born in 2005: starts with a zero
@@ -284,3 +286,18 @@ def test_header_only_file_gives_no_records(tmp_path: Path) -> None:
     path.write_text(HEADER + "\n", encoding="utf-8")
     records, problems = read_records([path])
     assert len(records) == 0 and problems == []
+
+
+def test_our_own_csv_reads_back_as_written(tmp_path: Path) -> None:
+    # Our CSV writers put a quote before text a spreadsheet would take for a formula
+    # (outputs.cells); reading such a file back gives the text as it was.
+    from districting.outputs.cells import frame_csv
+
+    texts = ["=1+2", "-B1", "+7 701", "@home", "'=x", "'plain", "ул. Мира, 5", ""]
+    frame = pd.DataFrame({"record_id": [f"r{i}" for i in range(len(texts))], "note": texts})
+    path = tmp_path / "ours.csv"
+    path.write_text(frame_csv(frame, lineterminator="\n"), encoding="utf-8")
+    assert "'=1+2" in path.read_text(encoding="utf-8")
+    assert list(read_table(path)["note"]) == texts
+    table, problems = read_record_table(path)
+    assert list(table["note"]) == texts and problems == [""] * len(texts)

@@ -41,6 +41,7 @@ from pyarrow import csv as pa_csv
 
 from districting.errors import DistrictingError, InputFileError, Problem
 from districting.fieldops.iin import IIN_LENGTH, redact
+from districting.outputs.cells import frame_from_csv
 from districting.register import check_input_file
 
 logger = logging.getLogger(__name__)
@@ -463,8 +464,8 @@ def read_table(path: Path) -> pd.DataFrame:
     if suffix == ".csv":
         try:
             separator = _csv_separator(path)
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
-                               sep=separator)
+            return frame_from_csv(pd.read_csv(path, dtype=str, keep_default_na=False,
+                                              encoding="utf-8-sig", sep=separator))
         except UnicodeDecodeError:
             raise InputFileError(f"{path}: the CSV is not UTF-8 encoded") from None
         except pd.errors.EmptyDataError:
@@ -497,8 +498,9 @@ def read_record_table(path: Path) -> tuple[pd.DataFrame, list[str]]:
             if reader.line_num == 1:
                 fast = _read_csv_arrow(path, separator, names)
                 if fast is not None:
-                    return fast, [""] * len(fast)
-            return _read_csv_rows(reader, handle, separator, names, path)
+                    return frame_from_csv(fast), [""] * len(fast)
+            frame, problems = _read_csv_rows(reader, handle, separator, names, path)
+            return frame_from_csv(frame), problems
     except UnicodeDecodeError:
         raise InputFileError(f"{path}: the CSV is not UTF-8 encoded") from None
 

@@ -132,7 +132,8 @@ def frame_from_csv(frame: pd.DataFrame) -> pd.DataFrame:
             values = column.to_numpy(dtype=object, copy=True)
             hits = quoted.to_numpy(dtype=bool)
             values[hits] = [text[1:] for text in values[hits]]
-            frame.isetitem(position, pd.Series(values, index=column.index, dtype=column.dtype))
+            unquoted: Any = pd.Series(values, index=column.index, dtype=column.dtype)
+            frame.isetitem(position, unquoted)
     return frame
 
 
