@@ -20,6 +20,7 @@ from record import save
 
 from districting.check import check_plan
 from districting.config import Config
+from districting.errors import DistrictingError
 from districting.graph import barrier_geometries, build_settlement_graph
 from districting.osm import register_from_osm, write_osm_register
 from districting.outputs.bundle import write_plan
@@ -70,11 +71,7 @@ def measure(path: Path, workdir: Path) -> dict[str, object]:
         network=network,
     )
     graph_seconds = time.perf_counter() - start
-    result, _ = plan_from_file(register_path, config=config, progress=False)
-    write_plan(result, workdir / "plan", title=path.name, config=config)
-    report = check_plan(workdir / "plan")
-    edges = result.layers.unit_adjacency
-    return {
+    measured: dict[str, object] = {
         "file": path.name,
         "buildings": len(register.buildings),
         "units": len(units),
@@ -84,6 +81,17 @@ def measure(path: Path, workdir: Path) -> dict[str, object]:
         "import_seconds": round(import_seconds, 2),
         "graph_build_seconds": round(graph_seconds, 2),
         "graph_edges": len(graph.edges), "edges_cut_by_barriers": graph.cut_by_barrier,
+    }
+    try:
+        result, _ = plan_from_file(register_path, config=config, progress=False)
+    except DistrictingError as error:  # e.g. an extract of non-residential buildings only
+        return {**measured, "plan": f"refused: {error}"}
+    write_plan(result, workdir / "plan", title=path.name, config=config)
+    report = check_plan(workdir / "plan")
+    # the written layer: the one in memory has no lines (they are drawn as it is written)
+    edges = gpd.read_file(workdir / "plan" / "plan.gpkg", layer="unit_adjacency")
+    return {
+        **measured,
         "parts_cut_off": result.summary["settlements"][0]["parts_bridged"],
         "counting_districts": len(result.layers.counting_districts),
         "bound_exceptions": result.summary["bound_exceptions"],
