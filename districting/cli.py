@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("districting")
 
+#: A random seed: what numpy takes (the config's ``seed`` has the same range).
+SEED = click.IntRange(min=0, max=2**32 - 1)
 REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DEMO_OUT = Path("outputs") / "baikonur-2021"
 
@@ -121,7 +123,7 @@ def validate(register: Path, settlements: Path | None) -> None:
 @main.command()
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path),
               help="GeoPackage to write.")
-@click.option("--seed", default=2021, show_default=True, help="Random seed.")
+@click.option("--seed", type=SEED, default=2021, show_default=True, help="Random seed.")
 @click.option("--scale", default=1.0, show_default=True,
               help="Size relative to Baikonur (0.05 gives a tiny register for tests).")
 @click.option("--country", is_flag=True,
@@ -174,7 +176,10 @@ def import_osm(osm_file: Path, out: Path, settlement_name: str | None,
     import dataclasses
 
     from districting.osm import DensityNorms, register_from_osm, write_osm_register
+    from districting.validate import safe_identifier_problem
 
+    if settlement_id is not None and (problem := safe_identifier_problem(settlement_id)):
+        raise click.BadParameter(problem, param_hint="'--settlement-id'")
     norms = DensityNorms(residents_per_dwelling=residents_per_dwelling)
     if m2_per_dwelling is not None:
         norms = dataclasses.replace(norms, m2_per_dwelling={
@@ -284,7 +289,7 @@ def default_checkpoints(out: Path) -> Path:
               help="YAML norms (default: built-in defaults, as in configs/default.yaml).")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path),
               help="Output folder (replaced atomically).")
-@click.option("--seed", type=int, help="Random seed (default: the config's).")
+@click.option("--seed", type=SEED, help="Random seed (default: the config's).")
 @click.option("--settlements", type=click.Path(path_type=Path),
               help="Polygon file of settlements (default: the register's layer, if any).")
 @click.option("--lang", type=click.Choice(["ru", "en"]), default="ru", show_default=True,
@@ -322,7 +327,8 @@ def plan(obj: dict[str, Any], register: Path, config_path: Path | None, out: Pat
 @main.command()
 @click.option("--out", "out", type=click.Path(path_type=Path), default=DEMO_OUT,
               show_default=True, help="Output folder.")
-@click.option("--seed", default=2021, show_default=True, help="Seed of the synthetic register.")
+@click.option("--seed", type=SEED, default=2021, show_default=True,
+              help="Seed of the synthetic register.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
               help="Norms (default: configs/baikonur-2021.yaml).")
 @click.pass_obj
@@ -365,7 +371,7 @@ def demo(obj: dict[str, Any], out: Path, seed: int, config_path: Path | None) ->
               show_default=True, help="MIP solver for the exact model.")
 @click.option("--time-limit", type=float, default=300.0, show_default=True,
               help="Seconds for the whole run.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Heuristic seed.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Heuristic seed.")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path),
               help="RESULT.json to write.")
 @click.pass_obj
@@ -441,7 +447,8 @@ def check(plan_dir: Path) -> None:
 @click.argument("plan_dir", type=click.Path(path_type=Path))
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path),
               help="Records file to write (.csv or .parquet).")
-@click.option("--seed", default=2021, show_default=True, help="Seed of the synthetic records.")
+@click.option("--seed", type=SEED, default=2021, show_default=True,
+              help="Seed of the synthetic records.")
 @click.option("--truth/--no-truth", default=True, show_default=True,
               help="Also write <OUT>.truth.csv: what was injected, for scoring dedup.")
 def stage2_synth(plan_dir: Path, out: Path, seed: int, truth: bool) -> None:

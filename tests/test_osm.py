@@ -457,3 +457,17 @@ def test_lone_building_has_empty_context_layers(tmp_path: Path) -> None:
     assert_valid_gpkg(register, tmp_path / "lone.gpkg")
     assert read_register(tmp_path / "lone.gpkg").buildings["settlement_name"].tolist() == [
         "Хутор"]
+
+
+def test_an_unsafe_settlement_id_is_refused_before_import(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from districting.cli import main
+
+    source = tmp_path / "empty.osm"
+    source.write_text("<osm version='0.6'></osm>", encoding="utf-8")
+    result = CliRunner().invoke(main, ["import-osm", str(source), "--out",
+                                       str(tmp_path / "r.gpkg"), "--settlement-id", "../../X"])
+    assert result.exit_code == 2
+    assert "--settlement-id" in result.output and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.osm"]

@@ -293,3 +293,11 @@ def test_the_register_is_let_go_before_the_settlements_are_planned(
     result, _ = plan_from_file(register_file, config=load_config(config_file), progress=False)
     assert alive_when_planning == [False]
     assert len(result.layers.units) == 348
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296"])
+def test_a_seed_numpy_cannot_take_is_a_usage_error(register_file: Path, tmp_path: Path,
+                                                    seed: str) -> None:
+    result = CliRunner().invoke(main, ["-q", "plan", str(register_file), "--out",
+                                       str(tmp_path / "plan"), "--seed", seed])
+    assert result.exit_code == 2 and "--seed" in result.output
