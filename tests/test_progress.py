@@ -569,3 +569,14 @@ def test_dashboard_in_a_real_browser(layers: PlanLayers, tmp_path: Path) -> None
             browser.close()
     assert errors == []
     assert assets.aborted == []
+
+
+def test_codes_from_a_plan_are_drawn_as_text_not_math(layers: PlanLayers,
+                                                      mixed: pd.DataFrame) -> None:
+    # A plan folder from someone else may carry any code; matplotlib read "$...$" in a
+    # tick label as math and failed on "$\frac$".
+    from districting.fieldops.progress import id_chart_png
+
+    result = progress(layers, mixed, as_of=AS_OF)
+    result.ids["id_code"] = [rf"$\frac${i}" for i in range(len(result.ids))]
+    assert id_chart_png(result).startswith(b"\x89PNG")

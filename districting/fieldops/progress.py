@@ -1368,7 +1368,7 @@ def id_chart_png(result: ProgressResult, *, lang: str = "ru") -> bytes:
                 label = _pct(value, lang, digits=0)
                 ax.text(0.005 + (value if math.isfinite(value) else 0), yi, " " + label,
                         va="center", fontsize=7)
-            ax.set_yticks(y, ids["id_code"].tolist(), fontsize=7)
+            ax.set_yticks(y, ids["id_code"].tolist(), fontsize=7, parse_math=False)  # data
             largest = float(np.max(np.concatenate([completion, projected[shown]])))
             ax.set_xlim(0, max(1.05, largest + 0.08))
             ax.set_ylim(-0.7, n - 0.3)
