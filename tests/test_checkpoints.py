@@ -155,5 +155,5 @@ def test_checkpoints_start_with_their_format_and_a_signed_header(
 
 @pytest.mark.parametrize("key", ["../../X", "a/b", ".hidden", "x" * 300])
 def test_a_task_key_that_would_leave_the_folder_is_refused(tmp_path: Path, key: str) -> None:
-    with pytest.raises(DistrictingError, match="cannot name a file"):
+    with pytest.raises(DistrictingError, match="cannot be used as a file name"):
         Checkpoints(tmp_path / "checkpoints").path(key)

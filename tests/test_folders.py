@@ -168,7 +168,7 @@ def test_an_output_folder_may_not_hold_an_input_or_the_working_directory(
 @pytest.mark.parametrize("name", ["../X", "a/b", "..", ".hidden", "-rf", "", " ", "a\x00b",
                                   "x" * 200, "C:evil", "a\\b"])
 def test_a_name_from_data_never_leaves_its_folder(tmp_path: Path, name: str) -> None:
-    with pytest.raises(DistrictingError, match="cannot name a file"):
+    with pytest.raises(DistrictingError, match="cannot be used as a file name"):
         child(tmp_path, name, what="district code", suffix=".csv")
 
 

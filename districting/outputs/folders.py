@@ -62,7 +62,7 @@ def safe_file_name(name: str, *, what: str) -> str:
     elif len(name.encode("utf-8")) > MAX_NAME_BYTES:
         problem = f"it is longer than {MAX_NAME_BYTES} bytes"
     if problem:
-        raise DistrictingError(f"the {what} {name[:80]!r} cannot name a file: {problem}")
+        raise DistrictingError(f"the {what} {name[:80]!r} cannot be used as a file name: {problem}")
     return name
 
 

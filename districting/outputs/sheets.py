@@ -57,6 +57,7 @@ from xlsxwriter.worksheet import Worksheet as XlsxSheet
 from districting.errors import DistrictingError
 from districting.layers import PlanLayers
 from districting.outputs.cells import csv_row, looks_like_formula
+from districting.outputs.folders import child, safe_file_name
 from districting.outputs.numbers import as_number
 from districting.outputs.processes import jobs_on_processes
 from districting.outputs.raster import MapData, map_png
@@ -607,10 +608,12 @@ def _write_instructor_files(job: tuple[_IdSheet, _CdSheetMaker, Path, str]) -> N
     id_sheet, maker, out_dir, lang = job
     members = [maker.sheet(cd) for cd in maker.records]
     _write_csvs(members, out_dir, lang=lang, delimiter=",")
-    name = _safe_name(id_sheet.code)
-    _write_workbook(id_sheet, members, out_dir / "xlsx" / f"{name}.xlsx", lang=lang)
+    _write_workbook(id_sheet, members,
+                    child(out_dir / "xlsx", id_sheet.code, what="ID code", suffix=".xlsx"),
+                    lang=lang)
     page = _html_document(id_sheet, members, lang=lang)
-    write_bytes_atomic(out_dir / "html" / f"{name}.html", page.encode("utf-8"))
+    write_bytes_atomic(child(out_dir / "html", id_sheet.code, what="ID code", suffix=".html"),
+                       page.encode("utf-8"))
 
 
 def write_cd_sheets(
@@ -742,7 +745,7 @@ def _write_csvs(sheets: Sequence[_CdSheet] | Sequence[_IdSheet], folder: Path, *
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for sheet in sheets:
-        path = folder / f"{_safe_name(sheet.code)}.csv"
+        path = child(folder, sheet.code, what="district code", suffix=".csv")
         table = _cd_table(sheet, lang) if isinstance(sheet, _CdSheet) else _id_table(sheet, lang)
         _write_csv(path, table, delimiter=delimiter)
         written.append(path)
@@ -1357,18 +1360,8 @@ def _unique_codes(frame: pd.DataFrame, column: str, layer: str) -> list[str]:
             f"the layer '{layer}' repeats {column} {', '.join(duplicated[:5])}"
         )
     for code in as_text:
-        _safe_name(code)
+        safe_file_name(code, what="district code")
     return as_text
-
-
-_UNSAFE = re.compile(r"[\\/:*?\"<>|\x00-\x1f]")
-
-
-def _safe_name(code: str) -> str:
-    """A district code as a file name; refuse codes that are not safe as one."""
-    if not code.strip() or code in {".", ".."} or _UNSAFE.search(code):
-        raise DistrictingError(f"the district code {code!r} cannot be used as a file name")
-    return code
 
 
 def _natural_key(value: Any) -> tuple[tuple[int, int | str], ...]:
