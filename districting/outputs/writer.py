@@ -1,4 +1,4 @@
-"""Write a finished plan to its output folder, atomically: all files or none."""
+"""Write plan files so that the same plan always gives the same bytes: GeoPackage, JSON, XLSX."""
 
 from __future__ import annotations
 
