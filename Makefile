@@ -78,4 +78,4 @@ bench-heuristic: $(BENCH)
 	$(PY) benchmarks/heuristic.py --timeout 120
 
 clean:
-	rm -rf $(VENV) .cache outputs/baikonur-2021 .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .cache outputs/baikonur-2021 $(STAGE2) .pytest_cache .mypy_cache .ruff_cache

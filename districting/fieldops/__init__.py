@@ -1,1 +1,1 @@
-"""Stage-2 census operations: IINs, the record format, synthetic records and deduplication."""
+"""Stage-2 census operations: IINs, records, synthetic records, dedup, follow-up, progress."""
