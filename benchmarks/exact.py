@@ -16,8 +16,7 @@ from pathlib import Path
 
 from record import save
 
-from districting.partition.api import partition, verify_assignment
-from districting.partition.graphs import read_graph
+from districting.partition import partition, read_graph, verify_assignment
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAPHS = ROOT.parent / "shared" / "data" / "graphs"

@@ -53,8 +53,7 @@ class Instance:
 
 
 def _from_file(path: Path, weight: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from districting.partition.api import graph_arrays
-    from districting.partition.graphs import read_graph
+    from districting.partition import graph_arrays, read_graph
 
     graph = read_graph(path)
     nodes, weights, edges = graph_arrays(graph, weight)
@@ -106,7 +105,7 @@ def instances(only: str) -> list[Instance]:
 
 
 def _ours(case: Instance, seed: int, timeout: float) -> tuple[np.ndarray | None, str]:
-    from districting.partition.api import partition_arrays
+    from districting.partition import partition_arrays
 
     # B2 allows 10 s per optima instance, B3 30 s for the largest city.
     limit = min(timeout, 10.0 if case.optimum is not None else 30.0)

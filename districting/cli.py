@@ -388,8 +388,7 @@ def partition_command(obj: dict[str, Any], graph_file: Path, weight: str, k: int
     import json
     import os
 
-    from districting.partition.api import partition
-    from districting.partition.graphs import read_graph
+    from districting.partition import partition, read_graph
 
     if time_limit <= 0:
         raise click.BadParameter("must be positive", param_hint="--time-limit")

@@ -23,8 +23,7 @@ from districting.config import Config
 from districting.errors import PartitionError
 from districting.graph import SettlementGraph
 from districting.network import Walks
-from districting.partition import adjacency_from_edges, partition_graph
-from districting.partition.api import partition_arrays
+from districting.partition import adjacency_from_edges, partition_arrays
 from districting.registration import capacitated_p_median, point_capacity, point_count
 from districting.workload import district_target, tour_minutes
 
@@ -465,12 +464,9 @@ def _districts(adj: sp.csr_matrix, weights: np.ndarray, *, k: int, lower: float,
     edges = np.stack(sp.triu(adj, k=1).nonzero(), axis=1)
     plan = partition_arrays(edges, weights, k, lower=lower, upper=upper, method="auto",
                             time_limit=time_limit, seed=seed, starts=STARTS, polish=False,
-                            exact_nodes=EXACT_NODES, keep_unproven=False)
-    if plan.labels is not None:
-        return plan.labels, plan.timed_out
-    draft = partition_graph(adj, weights, k=k, lower=lower, upper=upper, seed=seed,
-                            time_limit=time_limit)
-    return draft.labels, draft.timed_out
+                            exact_nodes=EXACT_NODES, keep_unproven=False, best_effort=True)
+    assert plan.labels is not None  # best_effort: a plan, or the heuristic's best attempt
+    return plan.labels, plan.timed_out
 
 
 def _cd_exceptions(

@@ -41,7 +41,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components, shortest_path
 
 from districting.errors import PartitionError
-from districting.partition.exact import _solver, solve_counted
+from districting.partition.solvers import get_solver, solve_counted
 
 #: Rounds of adding connectivity constraints to the exact model. In a synthetic tenth of
 #: the country, every solve that ended connected did so within 8 rounds (829 of 830);
@@ -119,8 +119,8 @@ class _Model:
         (nothing meets the constraints and the cutoff) or ``("none", None)`` (the time
         limit came before any plan). :attr:`nodes` then holds the nodes it took."""
         bound = None if cutoff is None else cutoff / self.scale * (1 + 1e-9) + 1e-9
-        solved = solve_counted(self.problem, _solver(solver, time_limit, cutoff=bound,
-                                                     max_nodes=max_nodes))
+        solved = solve_counted(self.problem, get_solver(solver, time_limit=time_limit,
+                                                        cutoff=bound, max_nodes=max_nodes))
         self.nodes = solved.nodes
         solution = self.problem.sol_status
         if solved.node_limit:

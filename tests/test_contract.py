@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.spatial import Delaunay
 
-from districting.partition.api import partition, verify_assignment
+from districting.partition import partition, verify_assignment
 
 
 @st.composite

@@ -15,9 +15,8 @@ from click.testing import CliRunner
 
 from districting.cli import main
 from districting.errors import PartitionError
-from districting.partition.api import partition, partition_arrays, verify_assignment
+from districting.partition import partition, partition_arrays, read_graph, verify_assignment
 from districting.partition.exact import solve_cut_edges
-from districting.partition.graphs import read_graph
 
 SMALL = ("county/county23.json.gz", "county/county35.json.gz", "county/county16.json.gz")
 
@@ -107,8 +106,7 @@ def small_instance(seed: int) -> nx.Graph:
 
 def brute_force(graph: nx.Graph, k: int, lower: float, upper: float, objective: str,
                 edge_weight: str | None) -> float | None:
-    from districting.partition import objectives
-    from districting.partition.api import graph_arrays
+    from districting.partition import graph_arrays, objectives
 
     nodes, weights, edges = graph_arrays(graph, "pop")
     score = objectives.build(graph, nodes, edges, weights, objective=objective,
@@ -143,8 +141,7 @@ def test_ilp_matches_brute_force(seed: int, objective: str, edge_weight: str | N
 
 
 def test_polishing_never_worsens_a_plan_and_keeps_it_valid() -> None:
-    from districting.partition import adjacency_from_edges, cut_edges
-    from districting.partition.api import graph_arrays
+    from districting.partition import adjacency_from_edges, cut_edges, graph_arrays
     from districting.partition.polish import polish_cut_edges
 
     graph = nx.grid_2d_graph(6, 6)

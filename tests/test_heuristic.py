@@ -17,9 +17,8 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import Delaunay
 
 from districting.cli import main
-from districting.partition import adjacency_from_edges, cut_edges, partition_graph
-from districting.partition.api import partition, partition_arrays
-from districting.partition.heuristic import tree_bisection
+from districting.partition import adjacency_from_edges, cut_edges, partition, partition_arrays
+from districting.partition.heuristic import construct, tree_bisection
 from districting.partition.moves import Moves
 from districting.partition.polish import _contract, _pair, polish_cut_edges
 
@@ -95,8 +94,8 @@ def test_a_large_city_is_split_within_bounds(units: int, k: int) -> None:
     edges, weights = city(units, units)
     adj = adjacency_from_edges(units, edges)
     mean = weights.sum() / k
-    result = partition_graph(adj, weights, k=k, lower=0.9 * mean, upper=1.1 * mean, seed=0,
-                             time_limit=120)
+    result = construct(adj, weights, k=k, lower=0.9 * mean, upper=1.1 * mean, seed=0,
+                       time_limit=120)
     assert result.status == "within_bounds"
     assert_partition(adj, weights, result.labels, k, 0.9 * mean, 1.1 * mean)
 
@@ -109,8 +108,8 @@ def test_lumpy_units_are_placed_by_the_search_and_repair() -> None:
     adj = adjacency_from_edges(600, edges)
     k = 40
     mean = weights.sum() / k
-    result = partition_graph(adj, weights, k=k, lower=0.7 * mean, upper=1.3 * mean, seed=2,
-                             time_limit=120)
+    result = construct(adj, weights, k=k, lower=0.7 * mean, upper=1.3 * mean, seed=2,
+                       time_limit=120)
     assert result.status == "within_bounds", result.method
     assert_partition(adj, weights, result.labels, k, 0.7 * mean, 1.3 * mean)
 

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from districting.errors import PartitionError
-from districting.partition import objectives
-from districting.partition.api import graph_arrays
+from districting.partition import graph_arrays, objectives
 
 
 def path(coordinates: list[tuple[float, float]], names: tuple[str, str]) -> nx.Graph:

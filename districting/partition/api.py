@@ -1,4 +1,4 @@
-"""The partition API: a graph, k, weight bounds and an objective in; a verified Plan out."""
+"""The partition API: a graph, k, weight bounds and an objective in; a verified Partition out."""
 
 from __future__ import annotations
 
@@ -6,15 +6,18 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import networkx as nx
 import numpy as np
 
 from districting.errors import PartitionError
-from districting.partition import adjacency_from_edges, objectives
-from districting.partition.exact import SOLVERS, solve_centred, solve_cut_edges
+from districting.partition import objectives
+from districting.partition.arrays import adjacency_from_edges
+from districting.partition.exact import solve_centred, solve_cut_edges
+from districting.partition.heuristic import construct
 from districting.partition.polish import best_start
+from districting.partition.solvers import SOLVERS
 
 logger = logging.getLogger(__name__)
 
@@ -34,15 +37,19 @@ FREE_TRIES = 5
 #: evaluating a centre objective grows with the square of a part's size).
 RANK_BY_VALUE_UPTO = 5_000
 
+#: How a :func:`partition` ended (see :class:`Partition`); written as is to RESULT.json.
+Status = Literal["optimal", "feasible", "time_limit", "infeasible", "no_plan_found"]
+
 
 @dataclass
-class Plan:
-    """A partition and what is known of its quality.
+class Partition:
+    """A partition and what is known of its quality: the result of :func:`partition`
+    and :func:`partition_arrays`.
 
-    ``status`` is ``optimal`` (proven), ``feasible`` (valid, optimality not proven),
-    ``infeasible`` (proven: no partition meets the bounds), ``time_limit`` (the
-    limit came first; ``assignment`` is the best valid plan found, or empty) or
-    ``no_plan_found`` (the heuristic found none, and nothing is proven).
+    ``status`` (a :data:`Status`) is ``optimal`` (proven), ``feasible`` (valid,
+    optimality not proven), ``infeasible`` (proven: no partition meets the bounds),
+    ``time_limit`` (the limit came first; ``assignment`` is the best valid plan found,
+    or empty) or ``no_plan_found`` (the heuristic found none, and nothing is proven).
     ``gap`` is ``(objective − bound) / objective`` where a bound is known. ``k`` is
     the number of parts (chosen when it was left free); ``problems`` names the units
     or parts that broke the bounds when there is no plan.
@@ -52,7 +59,7 @@ class Plan:
     objective: float | None
     bound: float | None
     gap: float | None
-    status: str
+    status: Status
     seconds: float
     method: str
     solver: str
@@ -63,7 +70,8 @@ class Plan:
     #: may then differ on a faster or slower machine).
     timed_out: bool = False
     #: Node labels in the order of the input arrays: the plan, or when there is none,
-    #: the heuristic's best attempt (not a valid plan; kept for diagnosis).
+    #: the heuristic's best attempt (not a valid plan; kept for diagnosis), if any (see
+    #: ``best_effort`` of :func:`partition_arrays`).
     labels: np.ndarray | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -150,7 +158,7 @@ def partition(
     position: tuple[str, str] | None = None,
     exact_model: str = "labelled",
     progress: bool = False,
-) -> Plan:
+) -> Partition:
     """Partition ``graph`` into ``k`` connected parts whose ``weight`` lies in ``[lower, upper]``.
 
     ``k=None`` asks for the fewest parts that meet the bounds: counts from
@@ -231,7 +239,8 @@ def partition_arrays(
     exact_nodes: int | None = None,
     keep_unproven: bool = True,
     progress: bool = False,
-) -> Plan:
+    best_effort: bool = False,
+) -> Partition:
     """:func:`partition` on a connected graph given as arrays: one row ``(u, v)`` per edge.
 
     ``score`` is the objective (cut edges when ``None``); ``names`` name the nodes in
@@ -243,6 +252,13 @@ def partition_arrays(
     of optimality gives way to the heuristic's plan, which depends on the seed only.
     Together they make the plan independent of the machine's speed, unless the clock
     still cuts a step short first: the plan's ``timed_out`` then says so.
+
+    With ``best_effort``, a result without labels (no plan meets the bounds, and the
+    heuristic left no attempt, e.g. because the bounds were proven impossible) gets, as
+    ``labels``, one heuristic start (:func:`~districting.partition.heuristic.construct`
+    with ``seed`` and the whole ``time_limit``, counting cut edges): connected parts
+    covering the graph, some of them out of bounds, so that each can be reported. Its
+    status stays what it was, and ``timed_out`` is the start's.
     """
     start = time.monotonic()
     weights = np.asarray(weights, dtype=float)
@@ -252,18 +268,18 @@ def partition_arrays(
     if score is None:
         score = objectives.Score("cut_edges", edges, weights, edge_cost=np.ones(len(edges)))
     heavy = np.flatnonzero(weights > upper + 1e-9)
+    counts = ([] if len(heavy) else [k] if k is not None
+              else _free_counts(float(weights.sum()), len(weights), lower, upper))
+    plan: Partition | None = None
     if len(heavy):
         listed = _listed([f"{names[i]} ({weights[i]:g})" for i in heavy])
-        return Plan({}, None, None, None, "infeasible", time.monotonic() - start, method, "-",
-                    [f"{len(heavy)} unit(s) weigh more than the upper bound {upper:g}"],
-                    k=k, problems=[f"unit {listed} alone exceeds the upper bound {upper:g}"])
-    counts = [k] if k is not None else _free_counts(float(weights.sum()), len(weights),
-                                                      lower, upper)
-    if not counts:
-        return Plan({}, None, None, None, "infeasible", time.monotonic() - start, method, "-",
-                    [f"no number of parts fits a total weight of {weights.sum():g} into "
-                     f"[{lower:g}, {upper:g}] each"])
-    plan: Plan | None = None
+        plan = Partition({}, None, None, None, "infeasible", time.monotonic() - start, method,
+                         "-", [f"{len(heavy)} unit(s) weigh more than the upper bound {upper:g}"],
+                         k=k, problems=[f"unit {listed} alone exceeds the upper bound {upper:g}"])
+    elif not counts:
+        plan = Partition({}, None, None, None, "infeasible", time.monotonic() - start, method,
+                         "-", [f"no number of parts fits a total weight of {weights.sum():g} "
+                               f"into [{lower:g}, {upper:g}] each"])
     for count in counts:
         left = time_limit - (time.monotonic() - start)
         if plan is not None and left <= 0:
@@ -278,6 +294,12 @@ def partition_arrays(
         if plan.assignment:
             break
     assert plan is not None
+    if best_effort and plan.labels is None and plan.k is not None:
+        draft = construct(adjacency_from_edges(len(weights), edges), weights, k=plan.k,
+                          lower=lower, upper=upper, seed=seed, time_limit=time_limit)
+        plan.labels, plan.timed_out = draft.labels, draft.timed_out
+        plan.log.append(f"best effort: one heuristic start, {draft.parts_outside} part(s) "
+                        "outside the bounds")
     plan.seconds = time.monotonic() - start
     return plan
 
@@ -294,15 +316,15 @@ def _plan_for(
     k: int, lower: float, upper: float, method: str, time_limit: float, seed: int,
     solver: str, exact_model: str, starts: int | None, polish: bool,
     exact_nodes: int | None, keep_unproven: bool, progress: bool,
-) -> Plan:
+) -> Partition:
     """The plan for one count of parts, ``k``."""
     start = time.monotonic()
     n = len(names)
     total = float(weights.sum())
     if total < k * lower - 1e-9 or total > k * upper + 1e-9:
-        return Plan({}, None, None, None, "infeasible", time.monotonic() - start, method,
-                    "-", [f"total weight {total:g} cannot make {k} parts within "
-                          f"[{lower:g}, {upper:g}]"], k=k)
+        return Partition({}, None, None, None, "infeasible", time.monotonic() - start, method,
+                         "-", [f"total weight {total:g} cannot make {k} parts within "
+                               f"[{lower:g}, {upper:g}]"], k=k)
     adjacency = adjacency_from_edges(n, edges)
     use_exact = method == "ilp" or (method == "auto" and n <= AUTO_EXACT_NODES
                                      and k <= AUTO_EXACT_PARTS)
@@ -321,7 +343,7 @@ def _plan_for(
         log.append("the heuristic found no partition within the bounds"
                    + ("" if use_exact else " (none is proven impossible; try --method ilp)"))
     used, used_solver = "heuristic", "tree-bisection"
-    status = "feasible" if valid else "no_plan_found"
+    status: Status = "feasible" if valid else "no_plan_found"
     bound: float | None = None
     if use_exact:
         used, used_solver = "ilp", solver
@@ -338,8 +360,8 @@ def _plan_for(
         timed_out = timed_out or result.clock_cut
         log.extend(result.log)
         if result.status == "infeasible":
-            return Plan({}, None, None, None, "infeasible", time.monotonic() - start, "ilp",
-                        solver, log, k=k)
+            return Partition({}, None, None, None, "infeasible", time.monotonic() - start,
+                             "ilp", solver, log, k=k)
         bound = result.bound
         if result.status != "optimal" and not keep_unproven and found is not None:
             spent = ("the time limit" if result.clock_cut
@@ -352,17 +374,17 @@ def _plan_for(
                 found, problems = result.labels, []
             status = "optimal" if result.status == "optimal" else "time_limit"
     if found is None:
-        return Plan({}, None, bound, None, status, time.monotonic() - start, used, used_solver,
-                    log, k=k, problems=problems, labels=labels,
-                    timed_out=timed_out)
+        return Partition({}, None, bound, None, status, time.monotonic() - start, used,
+                         used_solver, log, k=k, problems=problems, labels=labels,
+                         timed_out=timed_out)
     assignment = {name: int(found[i]) for i, name in enumerate(names)}
     value = score.value(found)
     gap = None
     if bound is not None:
         gap = 0.0 if status == "optimal" or value <= 0 else max(0.0, (value - bound) / value)
-    return Plan(assignment, value, bound, None if gap is None else round(gap, 6), status,
-                time.monotonic() - start, used, used_solver, log, k=k, labels=found,
-                timed_out=timed_out)
+    return Partition(assignment, value, bound, None if gap is None else round(gap, 6), status,
+                     time.monotonic() - start, used, used_solver, log, k=k, labels=found,
+                     timed_out=timed_out)
 
 
 def _outside_bounds(names: list[str], weights: np.ndarray, labels: np.ndarray,

@@ -29,25 +29,23 @@ All models drop every assignment ruled out by :mod:`~districting.partition.fixin
 Given a valid starting plan, they use it twice: its value becomes a cutoff so only
 strictly better plans are searched, and the LP relaxation's reduced costs fix every
 assignment that could only lead to plans no better than it.
+
+The solvers are made, and run, by :mod:`~districting.partition.solvers`.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import math
-import os
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
-import highspy
 import numpy as np
 import pulp
 
-from districting.partition import cut_cost
+from districting.partition.arrays import cut_cost
 from districting.partition.fixing import (
     Candidates,
     centre_candidates,
@@ -56,10 +54,10 @@ from districting.partition.fixing import (
     root_order,
     rooted_candidates,
 )
+from districting.partition.solvers import dual_bound, get_solver, solve_counted
 
 logger = logging.getLogger(__name__)
 
-SOLVERS = ("highs", "cbc")
 #: Cut-edge models: labelled (one binary per node and part) or rooted (per possible root).
 CUT_MODELS = ("labelled", "rooted")
 #: ``cost_to(j, nodes)`` gives each node's cost when ``j`` is its centre.
@@ -68,22 +66,24 @@ CostFunction = Callable[[int, np.ndarray], np.ndarray]
 LP_SHARE = 0.2
 #: Above this many "root comes first" rows per part, they are aggregated into one per root.
 AGGREGATE_ABOVE = 20_000
+#: How an exact solve ended (see :class:`ExactResult`).
+ExactStatus = Literal["optimal", "infeasible", "time_limit"]
 
 
 @dataclass
 class ExactResult:
     """What the exact model found: labels (``None`` if none), objective, bound and status.
 
-    ``status`` is ``optimal``, ``infeasible``, ``time_limit`` (with the best plan
-    known, possibly the starting plan; stopped by the clock or by the node budget) or
-    ``no_plan_found``. ``clock_cut`` tells that the clock, not the node budget, cut a
-    step short: only then can the result depend on the machine's speed.
+    ``status`` is ``optimal``, ``infeasible`` or ``time_limit`` (with the best plan
+    known, possibly the starting plan, or none; stopped by the clock or by the node
+    budget). ``clock_cut`` tells that the clock, not the node budget, cut a step short:
+    only then can the result depend on the machine's speed.
     """
 
     labels: np.ndarray | None
     objective: float | None
     bound: float | None
-    status: str
+    status: ExactStatus
     rounds: int = 0
     cuts: int = 0
     log: list[str] = field(default_factory=list)
@@ -106,116 +106,6 @@ class _Model:
     overhead: float = 0.0
     #: The LP relaxation's value, a valid lower bound, once solved.
     relaxation: float | None = None
-
-
-# --------------------------------------------------------------------------- solvers
-
-
-def _solver(name: str, time_limit: float, *, cutoff: float | None = None,
-            mip: bool = True, max_nodes: int | None = None) -> pulp.LpSolver:
-    """The solver, with no gap, a time limit, an optional objective cutoff and an
-    optional limit on branch-and-bound nodes (work that is the same on any machine)."""
-    if name == "highs":
-        options: dict[str, float | str] = {"mip_rel_gap": 0.0, "mip_abs_gap": 0.0}
-        if cutoff is not None:
-            options["objective_bound"] = cutoff
-        if max_nodes is not None:
-            options["mip_max_nodes"] = max(1, max_nodes)
-        # One thread: plans run side by side on worker processes, one per core, and
-        # HiGHS's extra threads only competed with the other worker's.
-        return pulp.HiGHS(msg=False, mip=mip, timeLimit=max(1.0, time_limit), threads=1,
-                          **options)
-    if name == "cbc":
-        extra = [f"cutoff {cutoff}"] if cutoff is not None else []
-        return pulp.PULP_CBC_CMD(msg=False, mip=mip, timeLimit=max(1, math.ceil(time_limit)),
-                                 threads=2, gapRel=0.0, gapAbs=0.0, options=extra,
-                                 maxNodes=None if max_nodes is None else max(1, max_nodes))
-    raise ValueError(f"unknown solver {name!r} (choose from {', '.join(SOLVERS)})")
-
-
-@contextmanager
-def _native_output_silenced() -> Iterator[None]:
-    """Keep the solver library's banner off the terminal (it writes to file descriptor 1)."""
-    try:
-        descriptor = sys.stdout.fileno()
-    except (AttributeError, ValueError, io.UnsupportedOperation):
-        # A notebook's stdout is not a file, but the library still writes to descriptor 1.
-        descriptor = 1
-    sys.stdout.flush()
-    saved = os.dup(descriptor)
-    try:
-        with open(os.devnull, "w", encoding="utf-8") as devnull:
-            os.dup2(devnull.fileno(), descriptor)
-            yield
-    finally:
-        os.dup2(saved, descriptor)
-        os.close(saved)
-
-
-@dataclass
-class Solved:
-    """How one solve ended: seconds spent outside the solver (pulp handing the model
-    over), branch-and-bound nodes taken, and what stopped it short of a proof, if
-    anything: ``"nodes"`` (the node budget) or ``"clock"`` (the time limit)."""
-
-    overhead: float
-    nodes: int
-    stopped_by: str = ""
-
-    @property
-    def node_limit(self) -> bool:
-        return self.stopped_by == "nodes"
-
-
-def solve_counted(problem: pulp.LpProblem, solver: pulp.LpSolver) -> Solved:
-    """Solve quietly and count the work.
-
-    pulp has no status for HiGHS's node limit (it raises ``KeyError`` on
-    ``kSolutionLimit``). Such a stop is read from the solver itself and recorded on
-    ``problem`` as not solved, with the best plan found so far loaded into its variables
-    (``sol_status`` integer feasible) if there is one.
-    """
-    clock = time.monotonic()
-    statuses = highspy.HighsModelStatus
-    with _native_output_silenced():
-        try:
-            problem.solve(solver)
-        except KeyError:
-            model = getattr(problem, "solverModel", None)
-            if model is None or model.getModelStatus() != statuses.kSolutionLimit:
-                raise
-            found = model.getInfo().primal_solution_status == 2  # a feasible solution
-            if found:
-                values = model.getSolution().col_value
-                for var in problem.variables():
-                    var.varValue = values[var.index]
-            problem.assignStatus(pulp.LpStatusNotSolved,
-                                 pulp.LpSolutionIntegerFeasible if found
-                                 else pulp.LpSolutionNoSolutionFound)
-    wall = time.monotonic() - clock
-    model = getattr(problem, "solverModel", None)
-    if model is None:  # CBC runs as a command: its time is all outside pulp, and an
-        # unproven end cannot be told apart, so it is put down to the clock.
-        ended = problem.sol_status in (pulp.LpSolutionOptimal, pulp.LpSolutionInfeasible)
-        return Solved(0.0, 0, "" if ended else "clock")
-    stopped_by = {statuses.kSolutionLimit: "nodes",
-                  statuses.kTimeLimit: "clock"}.get(model.getModelStatus(), "")
-    try:
-        nodes = int(model.getInfo().mip_node_count)
-    except (AttributeError, TypeError, ValueError):
-        nodes = 0
-    return Solved(max(0.0, wall - float(model.getRunTime())), max(nodes, 0), stopped_by)
-
-
-def _dual_bound(problem: pulp.LpProblem, solver: str) -> float | None:
-    """The solver's proven lower bound after a MIP solve, where it reports one."""
-    if solver != "highs" or getattr(problem, "solverModel", None) is None:
-        return None
-    try:
-        value = float(problem.solverModel.getInfo().mip_dual_bound)
-    except (AttributeError, TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 # --------------------------------------------------------------------------- models
@@ -542,7 +432,8 @@ def _reduced_cost_fixing(model: _Model, solver: str, cutoff: float, time_limit: 
     if time_limit <= 0:
         log.append("no time left for the LP relaxation; no reduced-cost fixing")
         return None
-    model.overhead = solve_counted(model.problem, _solver(solver, time_limit, mip=False)).overhead
+    model.overhead = solve_counted(model.problem,
+                                   get_solver(solver, time_limit=time_limit, mip=False)).overhead
     if model.problem.status != pulp.LpStatusOptimal:
         log.append("LP relaxation not solved in time; no reduced-cost fixing")
         return None
@@ -594,13 +485,13 @@ def _solve(model: _Model, n: int, neighbours: list[list[int]], *, k: int, solver
         if nodes_left is not None and nodes_left <= 0:
             log.append(f"round {rounds}: the budget of {max_nodes} nodes is spent")
             break
-        solved = solve_counted(model.problem, _solver(solver, left, cutoff=cutoff,
-                                                      max_nodes=nodes_left))
+        solved = solve_counted(model.problem, get_solver(solver, time_limit=left, cutoff=cutoff,
+                                                         max_nodes=nodes_left))
         model.overhead = solved.overhead
         if nodes_left is not None:
             nodes_left -= solved.nodes
         status = pulp.LpStatus[model.problem.status]
-        round_bound = _dual_bound(model.problem, solver)
+        round_bound = dual_bound(model.problem, solver)
         has_solution = model.problem.sol_status in (pulp.LpSolutionOptimal,
                                                     pulp.LpSolutionIntegerFeasible)
         if status == "Infeasible" or (not has_solution and model.problem.sol_status

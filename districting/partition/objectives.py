@@ -26,7 +26,7 @@ from pyproj import Transformer
 from scipy.sparse.csgraph import dijkstra
 
 from districting.errors import PartitionError
-from districting.partition import cut_cost
+from districting.partition.arrays import cut_cost
 
 OBJECTIVES = ("cut_edges", "inertia", "travel")
 POSITION_PAIRS = (("x", "y"), ("C_X", "C_Y"), ("lon", "lat"), ("longitude", "latitude"))

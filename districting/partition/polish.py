@@ -18,8 +18,9 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components, dijkstra
 from tqdm import tqdm
 
-from districting.partition import adjacency_from_edges, cut_cost, partition_graph
+from districting.partition.arrays import adjacency_from_edges, cut_cost
 from districting.partition.exact import solve_cut_edges
+from districting.partition.heuristic import construct
 
 #: Seconds allowed for one pair's sub-model, at most.
 PAIR_SECONDS = 5.0
@@ -267,9 +268,9 @@ def best_start(
             left = time_limit - (time.monotonic() - clock)
             if attempt and left <= 0:
                 break  # the first start always runs: a plan beats none
-            found = partition_graph(adjacency, weights, k=k, lower=lower, upper=upper,
-                                    seed=seed + attempt, time_limit=max(1.0, left),
-                                    edge_cost=cost_matrix, attempts=1)
+            found = construct(adjacency, weights, k=k, lower=lower, upper=upper,
+                              seed=seed + attempt, time_limit=max(1.0, left),
+                              edge_cost=cost_matrix, attempts=1)
             if found.status == "within_bounds":
                 valid.append((score(found.labels), attempt, found.labels))
             elif draft is None or found.parts_outside < draft[0]:
