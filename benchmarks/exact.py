@@ -16,7 +16,8 @@ from pathlib import Path
 
 from record import save
 
-from districting.partition import partition, read_graph, verify_assignment
+from districting.io.graphs import read_graph
+from districting.partition import partition, verify_assignment
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAPHS = ROOT.parent / "shared" / "data" / "graphs"

@@ -53,7 +53,8 @@ class Instance:
 
 
 def _from_file(path: Path, weight: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from districting.partition import graph_arrays, read_graph
+    from districting.io.graphs import read_graph
+    from districting.partition import graph_arrays
 
     graph = read_graph(path)
     nodes, weights, edges = graph_arrays(graph, weight)

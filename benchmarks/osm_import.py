@@ -22,10 +22,10 @@ from districting.check import check_plan
 from districting.config import Config
 from districting.errors import DistrictingError
 from districting.graph import barrier_geometries, build_settlement_graph
-from districting.osm import register_from_osm, write_osm_register
+from districting.io.osm import register_from_osm, write_osm_register
+from districting.io.register import read_register
 from districting.outputs.bundle import write_plan
 from districting.pipeline import _street_network, plan_from_file
-from districting.register import read_register
 from districting.units import settlement_polygons, units_from_register
 
 ROOT = Path(__file__).resolve().parents[1]

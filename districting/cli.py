@@ -106,7 +106,7 @@ def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
                    "'settlements' layer if it has one.")
 def validate(register: Path, settlements: Path | None) -> None:
     """Check a Stage-1 register and list every problem (exit 1 if any is an error)."""
-    from districting.register import read_register
+    from districting.io.register import read_register
     from districting.validate import validate_register
 
     raw = read_register(register, settlements=settlements)
@@ -175,7 +175,7 @@ def import_osm(osm_file: Path, out: Path, settlement_name: str | None,
     """
     import dataclasses
 
-    from districting.osm import DensityNorms, register_from_osm, write_osm_register
+    from districting.io.osm import DensityNorms, register_from_osm, write_osm_register
     from districting.validate import safe_identifier_problem
 
     if settlement_id is not None and (problem := safe_identifier_problem(settlement_id)):
@@ -388,7 +388,8 @@ def partition_command(obj: dict[str, Any], graph_file: Path, weight: str, k: int
     import json
     import os
 
-    from districting.partition import partition, read_graph
+    from districting.io.graphs import read_graph
+    from districting.partition import partition
 
     if time_limit <= 0:
         raise click.BadParameter("must be positive", param_hint="--time-limit")

@@ -18,10 +18,10 @@ from districting.config import Config
 from districting.errors import ConfigError, DistrictingError, PlanCheckError, Problem
 from districting.graph import SettlementGraph, barrier_geometries
 from districting.hierarchy import SettlementPlan
+from districting.io.register import RawRegister, read_register
 from districting.layers import LAYER_FIELDS, PlanLayers
 from districting.network import StreetNetwork, street_network_from_layers
 from districting.parallel import Cluster, Execution, cluster_for, run_settlements
-from districting.register import RawRegister, read_register
 from districting.settlement import join_blocks, settlement_tasks
 from districting.staffing import staffing_summary, staffing_table
 from districting.territory import district_territories

@@ -10,7 +10,7 @@ import pandas as pd
 import shapely
 
 from districting.config import Config
-from districting.register import RawRegister, metric_crs
+from districting.io.register import RawRegister, metric_crs
 from districting.workload import (
     SETTLEMENT_TYPE_COLUMN,
     district_target,

@@ -19,7 +19,7 @@ from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError, ProjError
 
 from districting.errors import Problem, RegisterValidationError
-from districting.register import KINDS, REQUIRED_COLUMNS, RawRegister
+from districting.io.register import KINDS, REQUIRED_COLUMNS, RawRegister
 
 COUNT_COLUMNS = ("dwellings", "residents")
 OPTIONAL_COUNTS = ("households", "floors", "entrances")

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 
 from districting.cli import main
 from districting.errors import PartitionError
-from districting.partition import partition, partition_arrays, read_graph, verify_assignment
+from districting.io.graphs import read_graph
+from districting.partition import partition, partition_arrays, verify_assignment
 from districting.partition.exact import solve_cut_edges
 
 SMALL = ("county/county23.json.gz", "county/county35.json.gz", "county/county16.json.gz")

@@ -1,4 +1,4 @@
-"""Tests of the OpenStreetMap importer (districting.osm)."""
+"""Tests of the OpenStreetMap importer (districting.io.osm)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 import shapely
 
 from districting.errors import InputFileError
-from districting.osm import (
+from districting.io.osm import (
     CROSSING_TOLERANCE_M,
     DEFAULT_SETTLEMENT_ID,
     DensityNorms,
@@ -24,7 +24,7 @@ from districting.osm import (
     register_from_osm,
     write_osm_register,
 )
-from districting.register import read_register
+from districting.io.register import read_register
 from districting.streets import read_street_graph
 from districting.synth import LAYER_NAMES, read_register_metadata
 from districting.validate import validate_register

@@ -473,7 +473,7 @@ def test_a_block_piece_apart_from_its_block_joins_the_block_around_it() -> None:
 
 def test_a_block_keeps_the_tiles_its_units_have_in_the_whole_city(register: Path) -> None:
     from districting.graph import voronoi_tiles
-    from districting.register import read_register
+    from districting.io.register import read_register
     from districting.settlement import settlement_tasks
     from districting.units import settlement_polygons, spread_duplicate_points, units_from_register
 
@@ -635,7 +635,7 @@ def test_blocks_share_the_planning_effort_of_units_and_cds() -> None:
 
 def register_tasks(register: Path, config: Config) -> list[SettlementTask]:
     """The register's settlement tasks, as a plan makes them (no barriers or streets)."""
-    from districting.register import read_register
+    from districting.io.register import read_register
     from districting.settlement import settlement_tasks
     from districting.units import settlement_polygons, units_from_register
 

@@ -20,11 +20,11 @@ from districting import pipeline
 from districting.check import check_plan
 from districting.cli import main
 from districting.config import load_config
+from districting.io.register import RawRegister
 from districting.layers import PlanLayers
 from districting.outputs import writer
 from districting.outputs.writer import write_geopackage
 from districting.pipeline import plan_from_file
-from districting.register import RawRegister
 
 SMALL_CONFIG = """
 name: test

@@ -14,7 +14,7 @@ import shapely
 from conftest import two_settlement_register
 
 from districting.errors import InputFileError
-from districting.register import metric_crs, read_register
+from districting.io.register import metric_crs, read_register
 from districting.validate import validate_register
 
 Writer = Callable[[gpd.GeoDataFrame, Path], Path]

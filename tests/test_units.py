@@ -13,7 +13,7 @@ from conftest import UTM41N, grid_buildings
 from districting.check import check_plan
 from districting.cli import main
 from districting.config import config_from_dict
-from districting.register import RawRegister
+from districting.io.register import RawRegister
 from districting.units import units_from_register
 
 NORMS = {"counting": {"hours_per_day": 1.0, "tolerance": 0.3}}  # target 1,800 min

@@ -14,7 +14,7 @@ from conftest import two_settlement_register
 
 from districting.cli import main
 from districting.errors import Problem, RegisterValidationError
-from districting.register import REQUIRED_COLUMNS, RawRegister, read_register
+from districting.io.register import REQUIRED_COLUMNS, RawRegister, read_register
 from districting.validate import raise_for_errors, validate_register
 
 TOWN, VILLAGE = "431010000", "431030100"
@@ -384,7 +384,7 @@ def test_cli_plan_bad_register_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_ids_that_differ_only_by_spaces_are_duplicates(tmp_path: Path) -> None:
-    from districting.register import read_register
+    from districting.io.register import read_register
     from districting.validate import validate_register
 
     path = tmp_path / "r.csv"

@@ -41,8 +41,8 @@ from pyarrow import csv as pa_csv
 
 from districting.errors import DistrictingError, InputFileError, Problem
 from districting.fieldops.iin import IIN_LENGTH, redact
+from districting.io.register import check_input_file
 from districting.outputs.cells import frame_from_csv
-from districting.register import check_input_file
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ The modules behind it: :mod:`~districting.partition.api` (the front door itself)
 :mod:`~districting.partition.trees` and :mod:`~districting.partition.polish` (the
 heuristic), :mod:`~districting.partition.exact` and :mod:`~districting.partition.fixing`
 (the exact models), :mod:`~districting.partition.solvers` (the MIP solvers by name),
-:mod:`~districting.partition.objectives`, :mod:`~districting.partition.arrays` (a graph
-as arrays) and :mod:`~districting.partition.graphs` (graph files).
+:mod:`~districting.partition.objectives` and :mod:`~districting.partition.arrays` (a graph
+as arrays). It reads no files: :func:`districting.io.graphs.read_graph` reads a graph file.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from districting.partition.api import (
     verify_assignment,
 )
 from districting.partition.arrays import adjacency_from_edges, cut_edges
-from districting.partition.graphs import read_graph
 
 __all__ = [
     "Partition",
@@ -35,6 +34,5 @@ __all__ = [
     "graph_arrays",
     "partition",
     "partition_arrays",
-    "read_graph",
     "verify_assignment",
 ]
